@@ -1,0 +1,481 @@
+"""Per-(visit, sensor) features that drive PhoSim's CPU time.
+
+Two entry points, one per kind of input:
+
+- :func:`catalog_features` streams an instance catalog once and returns one row per requested
+  sensor: the visit's conditions, what falls on the sensor (object and bright-star counts), what
+  PhoSim's trim step keeps for that sensor (source photons, the brightest stars, including those
+  just off the sensor), and the expected sky photons.
+- :func:`visit_features` turns a table of planned visits (header keywords as columns) into the
+  condition features, before any catalog exists; catalog columns are then empty (NaN).
+
+Both produce the columns of :data:`FEATURE_COLUMNS` (plus ``obshistid`` and ``sensor``), so the
+model sees the same names whichever way the features were made.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cputime import focalplane
+from cputime.catalog import CatalogHeader, iter_object_chunks, read_header
+from cputime.commands import PhosimCommands
+from cputime.errors import InputError
+from cputime.photons import (
+    BRIGHT_STAR_MAG,
+    N_BRIGHT_STAR_SLOTS,
+    open_shutter_seconds,
+    sky_photons_per_sensor,
+    source_photons,
+)
+from cputime.sky import airmass_ks91, sky_mag_per_arcsec2
+
+__all__ = [
+    "CONDITION_COLUMNS",
+    "CATALOG_COLUMNS",
+    "FEATURE_COLUMNS",
+    "FEATURE_CODE_VERSION",
+    "catalog_features",
+    "visit_features",
+]
+
+#: Bumped whenever a feature's definition changes, and stored with ingested runs.
+FEATURE_CODE_VERSION = "1"
+
+#: Radius around a sensor's edge within which bright stars are reported as "near" [arcmin].
+NEAR_RADIUS_ARCMIN = 90.0
+
+CONDITION_COLUMNS: tuple[str, ...] = (
+    "filter",
+    "vistime",
+    "nsnap",
+    "exposure_seconds",
+    "airmass",
+    "altitude",
+    "moonalt",
+    "moonphase",
+    "dist2moon",
+    "sunalt",
+    "seeing",
+    "sky_mag_per_arcsec2",
+    "sky_photons",
+)
+
+CATALOG_COLUMNS: tuple[str, ...] = (
+    "n_objects",
+    "n_stars",
+    "n_galaxies",
+    "brightest_star_mag",
+    "n_stars_brighter_than_10",
+    "n_stars_brighter_than_13",
+    "n_stars_brighter_than_16",
+    "n_bright_stars_near",
+    "brightest_near_star_mag",
+    "brightest_near_star_distance_arcmin",
+    "n_trimmed_sources",
+    "source_photons",
+    "star_photons",
+    "galaxy_photons",
+    "faint_star_photons",
+    *(f"bright_star_mag_{k}" for k in range(1, N_BRIGHT_STAR_SLOTS + 1)),
+)
+
+FEATURE_COLUMNS: tuple[str, ...] = CONDITION_COLUMNS + CATALOG_COLUMNS
+
+
+# --------------------------------------------------------------------------------------------
+# Small physical helpers
+# --------------------------------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------------------------
+# Conditions (from a header or a visit-table row)
+# --------------------------------------------------------------------------------------------
+
+
+def _conditions(
+    values: dict[str, float | None], commands: PhosimCommands | None
+) -> dict[str, float]:
+    """Condition features of one visit from canonical header values."""
+    cmd = commands.overrides() if commands is not None else {}
+    vistime = float(cmd.get("vistime", values["vistime"]))
+    nsnap = int(cmd.get("nsnap", values.get("nsnap") or 1))
+    altitude = values.get("altitude")
+    airmass = values.get("airmass")
+    if airmass is None and altitude is not None:
+        airmass = float(airmass_ks91(altitude))
+    if altitude is None and airmass is not None:
+        altitude = float(np.degrees(np.arcsin(min(1.0, 1.0 / airmass))))
+    exposure = float(open_shutter_seconds(vistime, nsnap))
+    sky = _sky_mag(values, altitude, airmass, cmd)
+    return {
+        "filter": int(values["filter"]),
+        "vistime": vistime,
+        "nsnap": nsnap,
+        "exposure_seconds": exposure,
+        "airmass": _nan_if_none(airmass),
+        "altitude": _nan_if_none(altitude),
+        "moonalt": _nan_if_none(values.get("moonalt")),
+        "moonphase": _nan_if_none(values.get("moonphase")),
+        "dist2moon": _nan_if_none(values.get("dist2moon")),
+        "sunalt": _nan_if_none(values.get("sunalt")),
+        "seeing": _nan_if_none(values.get("seeing")),
+        "sky_mag_per_arcsec2": sky,
+        "sky_photons": float(sky_photons_per_sensor(sky, exposure)),
+    }
+
+
+#: PhoSim's default zenith sky brightness in V [mag/arcsec^2]; ``zenith_v`` overrides shift the
+#: modelled sky by the difference, and ``zenith_v >= 100`` turns the sky off.
+DEFAULT_ZENITH_V = 21.7
+
+
+def _sky_mag(values: dict, altitude, airmass, overrides: dict) -> float:
+    zenith_v = overrides.get("zenith_v")
+    if zenith_v is not None and zenith_v >= 100:
+        return float("inf")
+    needed = ("moonalt", "moonphase", "dist2moon", "sunalt")
+    if altitude is None or any(values.get(k) is None for k in needed):
+        return float("nan")
+    sky = float(
+        sky_mag_per_arcsec2(
+            int(values["filter"]),
+            altitude,
+            values["moonalt"],
+            values["moonphase"],
+            values["dist2moon"],
+            values["sunalt"],
+            airmass=airmass,
+        )
+    )
+    if zenith_v is not None:
+        sky += zenith_v - DEFAULT_ZENITH_V
+    return sky
+
+
+def _nan_if_none(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Catalog content, per sensor, streamed
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _SensorAccumulator:
+    """Running per-sensor sums over the catalog's chunks (index = position in SENSOR_NAMES)."""
+
+    n_sensors: int
+
+    def __post_init__(self) -> None:
+        n = self.n_sensors
+        self.n_objects = np.zeros(n, dtype=np.int64)
+        self.n_stars = np.zeros(n, dtype=np.int64)
+        self.n_stars_lt = {m: np.zeros(n, dtype=np.int64) for m in (10, 13, 16)}
+        self.brightest_star = np.full(n, np.inf)
+        self.n_trimmed = np.zeros(n, dtype=np.int64)
+        self.faint_star_photons = np.zeros(n)
+        self.galaxy_photons = np.zeros(n)
+        # Stars brighter than BRIGHT_STAR_MAG are few: keep them for an exact pass at the end.
+        self.bright_x: list[np.ndarray] = []
+        self.bright_y: list[np.ndarray] = []
+        self.bright_mag: list[np.ndarray] = []
+
+    def add(self, x_mm, y_mm, front, magnorm, is_point, exposure_s) -> None:
+        n = self.n_sensors
+        on = focalplane.sensor_index(x_mm, y_mm)
+        on = np.where(front, on, -1)
+        hit = on >= 0
+        self.n_objects += np.bincount(on[hit], minlength=n)
+        star_hit = hit & is_point
+        self.n_stars += np.bincount(on[star_hit], minlength=n)
+        for limit, counts in self.n_stars_lt.items():
+            sel = star_hit & (magnorm < limit)
+            counts += np.bincount(on[sel], minlength=n)
+        if star_hit.any():
+            np.minimum.at(self.brightest_star, on[star_hit], magnorm[star_hit])
+
+        bright = is_point & (magnorm < BRIGHT_STAR_MAG) & front
+        self.bright_x.append(x_mm[bright])
+        self.bright_y.append(y_mm[bright])
+        self.bright_mag.append(magnorm[bright])
+
+        # Everything else is kept by PhoSim's trim when within ~100 px of a sensor: find the
+        # sensors within the margin by probing the four edge directions (corners are a
+        # negligible sliver at this margin).
+        rest = ~bright & front
+        xr, yr, mr, pr = x_mm[rest], y_mm[rest], magnorm[rest], is_point[rest]
+        photons = source_photons(mr, exposure_s)
+        margin = focalplane.trim_margin_pixels(mr) * focalplane.PIXEL_SIZE_MM
+        centre = np.where(front[rest], on[rest], -1)
+        seen = [centre]
+        for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            probe = focalplane.sensor_index(xr + dx * margin, yr + dy * margin)
+            for earlier in seen:
+                probe = np.where(probe == earlier, -1, probe)
+            seen.append(probe)
+        for idx in seen:
+            ok = idx >= 0
+            self.n_trimmed += np.bincount(idx[ok], minlength=n)
+            self.faint_star_photons += np.bincount(
+                idx[ok & pr], weights=photons[ok & pr], minlength=n
+            )
+            self.galaxy_photons += np.bincount(
+                idx[ok & ~pr], weights=photons[ok & ~pr], minlength=n
+            )
+
+    def finish(self, sensors: Sequence[str], exposure_s: float) -> dict[str, np.ndarray]:
+        """Per-sensor catalog columns for the requested sensors."""
+        index = np.array([focalplane.SENSOR_NAMES.index(s) for s in sensors], dtype=int)
+        bx = np.concatenate(self.bright_x) if self.bright_x else np.empty(0)
+        by = np.concatenate(self.bright_y) if self.bright_y else np.empty(0)
+        bm = np.concatenate(self.bright_mag) if self.bright_mag else np.empty(0)
+        k = len(sensors)
+        out = {
+            "n_objects": self.n_objects[index],
+            "n_stars": self.n_stars[index],
+            "n_galaxies": self.n_objects[index] - self.n_stars[index],
+            "brightest_star_mag": self.brightest_star[index],
+            "n_stars_brighter_than_10": self.n_stars_lt[10][index],
+            "n_stars_brighter_than_13": self.n_stars_lt[13][index],
+            "n_stars_brighter_than_16": self.n_stars_lt[16][index],
+            "n_trimmed_sources": self.n_trimmed[index].astype(float),
+            "faint_star_photons": self.faint_star_photons[index],
+            "galaxy_photons": self.galaxy_photons[index],
+            "n_bright_stars_near": np.zeros(k, dtype=np.int64),
+            "brightest_near_star_mag": np.full(k, np.nan),
+            "brightest_near_star_distance_arcmin": np.full(k, np.nan),
+        }
+        slots = np.full((k, N_BRIGHT_STAR_SLOTS), np.nan)
+        extra_star_photons = np.zeros(k)
+        margin_mm = focalplane.trim_margin_pixels(bm) * focalplane.PIXEL_SIZE_MM
+        for row, sensor in enumerate(sensors):
+            dist_mm = focalplane.distance_to_sensor_mm(bx, by, sensor)
+            dist_arcmin = dist_mm / focalplane.MM_PER_ARCMIN
+            near = dist_arcmin <= NEAR_RADIUS_ARCMIN
+            if near.any():
+                out["n_bright_stars_near"][row] = int(near.sum())
+                j = np.flatnonzero(near)[np.argmin(bm[near])]
+                out["brightest_near_star_mag"][row] = bm[j]
+                out["brightest_near_star_distance_arcmin"][row] = dist_arcmin[j]
+            kept = np.sort(bm[dist_mm <= margin_mm])
+            out["n_trimmed_sources"][row] += kept.size
+            slots[row, : min(kept.size, N_BRIGHT_STAR_SLOTS)] = kept[:N_BRIGHT_STAR_SLOTS]
+            # Stars beyond the individually tracked slots count with the faint ones.
+            extra_star_photons[row] = source_photons(kept[N_BRIGHT_STAR_SLOTS:], exposure_s).sum()
+        out["faint_star_photons"] = out["faint_star_photons"] + extra_star_photons
+        bright_photons = np.nansum(source_photons(slots, exposure_s), axis=1)
+        out["star_photons"] = out["faint_star_photons"] + bright_photons
+        out["source_photons"] = out["star_photons"] + out["galaxy_photons"]
+        for s in range(N_BRIGHT_STAR_SLOTS):
+            out[f"bright_star_mag_{s + 1}"] = slots[:, s]
+        return out
+
+
+def header_values(header: CatalogHeader) -> dict[str, float | None]:
+    """The header keywords the conditions need, as a plain dict of canonical names."""
+    names = (
+        "obshistid", "filter", "vistime", "nsnap", "airmass", "altitude", "moonalt",
+        "moonphase", "dist2moon", "sunalt", "seeing",
+    )  # fmt: skip
+    return {name: getattr(header, name) for name in names}
+
+
+def catalog_features(
+    path: str | Path,
+    sensors: Sequence[str] | str = "all",
+    *,
+    commands: PhosimCommands | None = None,
+    allow_outside: bool = False,
+) -> pd.DataFrame:
+    """Features of one instance catalog, one row per sensor.
+
+    Parameters
+    ----------
+    path : str or Path
+        Instance catalog, plain or gzipped; ``includeobj`` files are followed.
+    sensors : sequence of str or str, default "all"
+        Sensor names (``"R22_S11"``) or a spec accepted by :func:`focalplane.parse_sensors`.
+    commands : PhosimCommands, optional
+        PhoSim commands-file overrides (``vistime``, ``nsnap``, ``zenith_v`` ...).
+    allow_outside : bool, default False
+        Follow ``includeobj`` files outside the catalog's folder.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``obshistid``, ``sensor`` and :data:`FEATURE_COLUMNS`; photon counts in [photons],
+        magnitudes in [mag], distances in [arcmin]. ``brightest_star_mag`` is ``inf`` when no star
+        falls on the sensor.
+
+    Raises
+    ------
+    cputime.errors.InputError
+        For any malformed catalog, with file and line.
+    """
+    if isinstance(sensors, str):
+        sensors = focalplane.parse_sensors(sensors)
+    header = read_header(path, allow_outside=allow_outside)
+    values = header_values(header)
+    conditions = _conditions(values, commands)
+    exposure = conditions["exposure_seconds"]
+    acc = _SensorAccumulator(len(focalplane.SENSOR_NAMES))
+    for chunk in iter_object_chunks(path, allow_outside=allow_outside):
+        x, y, front = focalplane.focal_plane_xy_mm(
+            chunk.ra, chunk.dec, header.rightascension, header.declination, header.rotskypos
+        )
+        acc.add(x, y, front, chunk.magnorm, chunk.is_point, exposure)
+    table = pd.DataFrame(acc.finish(sensors, exposure))
+    for name, value in conditions.items():
+        table[name] = value
+    table.insert(0, "sensor", list(sensors))
+    table.insert(0, "obshistid", int(header.obshistid))
+    if commands is not None:
+        table["commands_overrides"] = json.dumps(commands.overrides(), sort_keys=True)
+        table["commands_other"] = json.dumps(commands.unrecognised(), sort_keys=True)
+    return table[["obshistid", "sensor", *FEATURE_COLUMNS, *_extra(table)]]
+
+
+def _extra(table: pd.DataFrame) -> list[str]:
+    fixed = {"obshistid", "sensor", *FEATURE_COLUMNS}
+    return [c for c in table.columns if c not in fixed]
+
+
+#: Defaults for visit-table columns that a planned-visit table may lack, following the Twinkles
+#: Run 1 convention (one 30 s snap); a table can always give its own columns.
+VISIT_DEFAULTS = {"vistime": 30.0, "nsnap": 1}
+
+
+def visit_features(
+    visits: pd.DataFrame,
+    sensors: Sequence[str] | None = None,
+    *,
+    commands: PhosimCommands | None = None,
+    source: str = "<visits>",
+) -> pd.DataFrame:
+    """Condition features of planned visits, before any catalog exists.
+
+    Parameters
+    ----------
+    visits : pandas.DataFrame
+        One row per visit; columns are header keywords in either style (``moonalt`` or
+        ``Opsim_moonalt``, degrees; ``filter`` 0..5; ``moonphase`` in percent). ``obshistid`` and
+        ``filter`` are required; ``vistime``/``nsnap`` default to :data:`VISIT_DEFAULTS`.
+    sensors : sequence of str, optional
+        When given, one row per (visit, sensor); otherwise one row per visit with an empty
+        ``sensor``.
+    commands : PhosimCommands, optional
+        Overrides applied to every visit.
+    source : str
+        Name of the table, for error messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``obshistid``, ``sensor`` and :data:`FEATURE_COLUMNS`; catalog columns are NaN.
+    """
+    from cputime.catalog import canonical_keyword
+
+    renamed = {}
+    for column in visits.columns:
+        canonical = canonical_keyword(str(column))
+        if canonical is not None and canonical not in renamed.values():
+            renamed[column] = canonical
+    table = visits.rename(columns=renamed)
+    for required in ("obshistid", "filter"):
+        if required not in table.columns:
+            raise InputError(
+                f"{source}: missing column '{required}' (a visit table needs header-keyword "
+                "columns such as obshistid, filter, altitude, moonalt, moonphase, dist2moon, "
+                "sunalt)"
+            )
+    rows = []
+    for position, record in enumerate(table.to_dict("records")):
+        values = {k: _number(record, k, source, position) for k in _VISIT_KEYS}
+        for key, default in VISIT_DEFAULTS.items():
+            if values[key] is None:
+                values[key] = default
+        if values["filter"] not in range(6):
+            raise InputError(
+                f"{source}:{position + 2}: filter: {record.get('filter')!r} is not 0..5 "
+                "(u g r i z y)"
+            )
+        rows.append({"obshistid": int(values["obshistid"]), **_conditions(values, commands)})
+    features = pd.DataFrame(rows, columns=["obshistid", *CONDITION_COLUMNS])
+    for column in CATALOG_COLUMNS:
+        features[column] = np.nan
+    if not sensors:
+        features.insert(1, "sensor", "")
+        return features
+    per_sensor = features.loc[features.index.repeat(len(sensors))].reset_index(drop=True)
+    per_sensor.insert(1, "sensor", list(sensors) * len(features))
+    return per_sensor
+
+
+_VISIT_KEYS = (
+    "obshistid", "filter", "vistime", "nsnap", "airmass", "altitude", "moonalt", "moonphase",
+    "dist2moon", "sunalt", "seeing",
+)  # fmt: skip
+
+
+def _number(record: dict, key: str, source: str, position: int) -> float | None:
+    value = record.get(key)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{source}:{position + 2}: {key}: {value!r} is not a number") from None
+    if key in ("filter", "nsnap", "obshistid"):
+        if not number.is_integer():
+            raise InputError(f"{source}:{position + 2}: {key}: {value!r} is not an integer")
+        return int(number)
+    return number
+
+
+def features_of_inputs(
+    inputs: Iterable[str | Path],
+    sensors: Sequence[str] | None,
+    *,
+    commands: PhosimCommands | None = None,
+    allow_outside: bool = False,
+) -> pd.DataFrame:
+    """Features of several inputs (catalogs or visit tables), in input order."""
+    frames = []
+    for path in inputs:
+        path = Path(path)
+        if is_visit_table(path):
+            visits = read_visit_table(path)
+            frames.append(visit_features(visits, sensors, commands=commands, source=str(path)))
+        else:
+            frames.append(
+                catalog_features(
+                    path, sensors or "all", commands=commands, allow_outside=allow_outside
+                )
+            )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def is_visit_table(path: Path) -> bool:
+    """True for a CSV/Parquet table of visits rather than an instance catalog."""
+    return path.suffix.lower() in {".csv", ".parquet", ".pq"}
+
+
+def read_visit_table(path: Path) -> pd.DataFrame:
+    """Read a planned-visit table (CSV with optional space padding, or Parquet)."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            return pd.read_parquet(path)
+        return pd.read_csv(path, skipinitialspace=True, comment="#")
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"{path}: not a readable visit table ({first})") from None

@@ -1,0 +1,336 @@
+"""Evaluation report of the CPU-time model: ``cputime evaluate``.
+
+Two data sets, two questions:
+
+- *production jobs* (Twinkles Run 1): K-fold and time-ordered cross-validation of the whole model
+  next to the baselines (one fixed walltime, a per-filter quantile, the 2016 Twinkles random
+  forest) and two censoring ablations (killed jobs taken as exact, or dropped);
+- *catalog runs* (PhoSim runs that vary catalog content): leave-one-group-out predictions of the
+  cost model, ranking and scale errors, the seed-repeat noise floor, and the response to a bright
+  star's magnitude and distance.
+
+Everything is written to one folder: ``metrics.json``, CSV tables and PNG plots.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from cputime.cost import PhosimCostModel
+from cputime.evaluate import (
+    FixedWalltime,
+    PerFilterWalltime,
+    Twinkles2016Forest,
+    cross_val_predictions,
+    plot_coverage,
+    plot_predicted_vs_actual,
+    plot_tradeoff,
+    summarize_predictions,
+)
+from cputime.features import FEATURE_COLUMNS
+from cputime.focalplane import MM_PER_ARCMIN, PIXEL_SIZE_MM, trim_margin_pixels
+from cputime.model import CPUTimeModel, MeasuredRuns, leave_one_group_out_predictions
+from cputime.training import CENSORED_COLUMN, TARGET_COLUMN
+
+__all__ = ["ModelWithRuns", "twinkles_cross_validation", "evaluate_runs", "write_report"]
+
+#: Name of our model in the tables and plots.
+OURS = "cputime"
+
+
+class ModelWithRuns:
+    """A :class:`CPUTimeModel` whose catalog runs are fixed, with the ``fit(X, y, censored)``
+    signature cross-validation expects."""
+
+    def __init__(self, runs: MeasuredRuns, **params):
+        self.runs = runs
+        self.params = params
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray, censored: np.ndarray | None = None):
+        self.model_ = CPUTimeModel(**self.params).fit(X, y, censored, runs=self.runs)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.model_.predict(X)
+
+    def predict_upper(self, X: pd.DataFrame, confidence_level: float = 0.95) -> np.ndarray:
+        return self.model_.predict_upper(X, confidence_level)
+
+
+def twinkles_cross_validation(
+    table: pd.DataFrame,
+    runs: MeasuredRuns,
+    *,
+    folds: int = 5,
+    confidence_level: float = 0.95,
+    regressor_params: dict | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Out-of-fold predictions and metrics of our model, its ablations and the baselines.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`cputime.training.load_training_table`.
+    runs : MeasuredRuns
+        Catalog runs for the cost parts (the same in every fold).
+    folds : int
+        K of the shuffled K-fold split; a time-ordered split (last 20 % by ``expmjd``) is added
+        when the table has ``expmjd``.
+
+    Returns
+    -------
+    predictions, metrics : pandas.DataFrame
+        As :func:`cputime.evaluate.cross_val_predictions` and
+        :func:`cputime.evaluate.summarize_predictions`.
+    """
+
+    def ours() -> ModelWithRuns:
+        return ModelWithRuns(
+            runs, confidence_level=confidence_level, regressor_params=regressor_params
+        )
+
+    models = {
+        OURS: (ours, "censored"),
+        f"{OURS} (killed taken as exact)": (ours, "exact"),
+        f"{OURS} (killed dropped)": (ours, "drop"),
+        "fixed walltime": (FixedWalltime, "exact"),
+        "per-filter walltime": (PerFilterWalltime, "exact"),
+        "twinkles 2016 forest": (Twinkles2016Forest, "exact"),
+    }
+    frame = table.rename(columns={TARGET_COLUMN: "cpu_seconds", CENSORED_COLUMN: "censored"})
+    predictions = cross_val_predictions(
+        frame,
+        models,
+        features=list(FEATURE_COLUMNS),
+        n_splits=folds,
+        time_split="expmjd" in frame.columns,
+        progress=progress,
+    )
+    return predictions, summarize_predictions(predictions, confidence_level)
+
+
+# ------------------------------------------------------------------------------- catalog runs
+
+
+def evaluate_runs(runs: MeasuredRuns) -> tuple[pd.DataFrame, dict]:
+    """Leave-one-group-out evaluation of the cost model on catalog runs.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Per run: group, measured CPU, censored, LOGO prediction, ``log10(predicted/measured)``.
+    metrics : dict
+        ``spearman`` (finished runs), ``median_abs_dex``, ``max_abs_dex``, ``n_over_0p15_dex``,
+        ``killed_predicted_above`` (share of killed runs predicted above their CPU at the kill),
+        ``seed_noise_dex`` (standard deviation of log10 CPU over the seed repeats),
+        ``bright_star_monotone`` (where PhoSim took longer for a brighter star, so does the model).
+    """
+    predicted = leave_one_group_out_predictions(runs)
+    table = runs.features[
+        [
+            "obshistid",
+            "sensor",
+            "filter",
+            "bright_star_mag_1",
+            "brightest_near_star_distance_arcmin",
+        ]
+    ].copy()
+    table["group"] = runs.groups
+    table["cpu_seconds"] = runs.cpu_seconds
+    table["censored"] = runs.censored
+    table["predicted_seconds"] = predicted
+    table["error_dex"] = np.log10(predicted / runs.cpu_seconds)
+    done = ~runs.censored
+    errors = np.abs(table["error_dex"].to_numpy()[done])
+    seeds = np.isin(runs.groups, ["base", "G"]) & done & (runs.features["n_objects"] == 50)
+    metrics = {
+        "n_runs": int(len(table)),
+        "n_killed": int((~done).sum()),
+        "spearman": float(spearmanr(predicted[done], runs.cpu_seconds[done])[0]),
+        "median_abs_dex": float(np.median(errors)),
+        "max_abs_dex": float(errors.max()),
+        "n_over_0p15_dex": int((errors > 0.15).sum()),
+        "killed_predicted_above": float(np.mean(predicted[~done] > runs.cpu_seconds[~done]))
+        if (~done).any()
+        else float("nan"),
+        "seed_noise_dex": float(np.std(np.log10(runs.cpu_seconds[seeds]), ddof=1))
+        if seeds.sum() >= 2
+        else float("nan"),
+        "bright_star_monotone": _bright_star_monotone(table),
+    }
+    return table, metrics
+
+
+def _bright_star_monotone(table: pd.DataFrame) -> bool:
+    """Whether every pair of single-bright-star runs that PhoSim orders by CPU the model orders
+    the same way (finished runs, and killed runs as at least their CPU)."""
+    rows = table[table["group"] == "A"].sort_values("bright_star_mag_1")
+    measured = rows["cpu_seconds"].to_numpy()
+    predicted = rows["predicted_seconds"].to_numpy()
+    for i in range(len(rows)):
+        for j in range(i + 1, len(rows)):
+            if measured[i] > measured[j] and not predicted[i] > predicted[j]:
+                return False
+    return True
+
+
+def bright_star_curve(cost_model: PhosimCostModel, base: pd.Series, mags: np.ndarray) -> np.ndarray:
+    """Cost-model CPU of ``base`` plus one star of each magnitude on the sensor [s]."""
+    rows = pd.DataFrame([base] * len(mags))
+    rows["bright_star_mag_1"] = mags
+    return cost_model.predict(rows)
+
+
+def off_sensor_curve(
+    cost_model: PhosimCostModel, base: pd.Series, mag: float, arcmin: np.ndarray
+) -> np.ndarray:
+    """Cost-model CPU of ``base`` plus one star of ``mag`` at each distance beyond the sensor's
+    edge [s]: PhoSim keeps it while it is within the trim margin."""
+    margin_arcmin = trim_margin_pixels(mag) * PIXEL_SIZE_MM / MM_PER_ARCMIN
+    rows = pd.DataFrame([base] * len(arcmin))
+    rows["bright_star_mag_1"] = np.where(arcmin <= margin_arcmin, mag, np.nan)
+    return cost_model.predict(rows)
+
+
+def plot_runs(table: pd.DataFrame, runs: MeasuredRuns, out: Path) -> None:
+    """Predicted vs measured coloured by group; CPU vs bright-star magnitude and distance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    model = PhosimCostModel().fit(runs.features, runs.cpu_seconds, runs.censored)
+    fig, ax = plt.subplots(figsize=(5.8, 5))
+    for k, (group, rows) in enumerate(table.groupby("group")):
+        done = ~rows["censored"]
+        ax.scatter(
+            rows["cpu_seconds"][done],
+            rows["predicted_seconds"][done],
+            color=f"C{k % 10}",
+            label=group,
+            s=22,
+        )
+        ax.scatter(
+            rows["cpu_seconds"][~done],
+            rows["predicted_seconds"][~done],
+            color=f"C{k % 10}",
+            marker=">",
+            s=40,
+        )
+    lims = [50, max(table["predicted_seconds"].max(), table["cpu_seconds"].max()) * 1.3]
+    ax.plot(lims, lims, "k-", lw=0.8)
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlim=lims,
+        ylim=lims,
+        xlabel="measured CPU [s] (> : killed, lower bound)",
+        ylabel="predicted CPU [s], leave-one-group-out",
+        title="PhoSim runs: cost model",
+    )
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "runs_predicted_vs_measured.png", dpi=120)
+    plt.close(fig)
+
+    base_rows = table["group"] == "base"
+    base = runs.features[base_rows & (runs.features["n_objects"] == 50)].iloc[0]
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.3))
+    mags = np.linspace(6.0, 16.5, 60)
+    axes[0].plot(mags, bright_star_curve(model, base, mags), "k-", label="model")
+    star = table[(table["group"] == "A") | base_rows & (runs.features["n_objects"] == 50)]
+    for _, row in star.iterrows():
+        mag = row["bright_star_mag_1"] if np.isfinite(row["bright_star_mag_1"]) else 16.5
+        axes[0].scatter(
+            mag,
+            row["cpu_seconds"],
+            marker=">" if row["censored"] else "o",
+            color="C3" if row["censored"] else "C0",
+        )
+    axes[0].set(
+        yscale="log",
+        xlabel="magnitude of the added star (16.5: none)",
+        ylabel="CPU [s]",
+        title="one bright star on R22_S11",
+    )
+    axes[0].legend()
+    arcmin = np.linspace(0.0, 70.0, 300)
+    axes[1].plot(arcmin, off_sensor_curve(model, base, 9.0, arcmin), "k-", label="model")
+    for _, row in table[table["group"] == "B"].iterrows():
+        axes[1].scatter(
+            row["brightest_near_star_distance_arcmin"],
+            row["cpu_seconds"],
+            marker=">" if row["censored"] else "o",
+            color="C3" if row["censored"] else "C0",
+        )
+    axes[1].set(
+        yscale="log",
+        xlabel="distance of a 9 mag star beyond the sensor edge [arcmin]",
+        ylabel="CPU [s]",
+        title="one bright star off the sensor",
+    )
+    axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(out / "runs_bright_star.png", dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------- report
+
+
+def write_report(
+    table: pd.DataFrame,
+    runs: MeasuredRuns,
+    out: str | Path,
+    *,
+    folds: int = 5,
+    confidence_level: float = 0.95,
+    regressor_params: dict | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run both evaluations and write metrics, tables and plots to ``out``.
+
+    Returns
+    -------
+    dict
+        The contents of ``metrics.json``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    predictions, metrics = twinkles_cross_validation(
+        table,
+        runs,
+        folds=folds,
+        confidence_level=confidence_level,
+        regressor_params=regressor_params,
+        progress=progress,
+    )
+    predictions.to_csv(out / "twinkles_cv_predictions.csv", index=False)
+    metrics.to_csv(out / "twinkles_cv_metrics.csv")
+    plot_predicted_vs_actual(
+        predictions, out / "predicted_vs_actual.png", models=(OURS, "twinkles 2016 forest")
+    )
+    plot_coverage(predictions, out / "coverage.png")
+    plot_tradeoff(predictions, out / "tradeoff.png")
+
+    runs_table, runs_metrics = evaluate_runs(runs)
+    runs_table.to_csv(out / "runs_logo_predictions.csv", index=False)
+    plot_runs(runs_table, runs, out)
+    summary = {
+        "confidence_level": confidence_level,
+        "twinkles_cv": {
+            f"{model} [{split}]": {k: round(float(v), 4) for k, v in row.items()}
+            for (model, split), row in metrics.iterrows()
+        },
+        "phosim_runs_logo": {
+            k: (round(v, 4) if isinstance(v, float) else v) for k, v in runs_metrics.items()
+        },
+    }
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

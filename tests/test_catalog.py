@@ -1,0 +1,366 @@
+"""Tests for cputime.catalog: headers, objects, includes, plain/gzip input, and bad input."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cputime.catalog import (
+    SPATIAL_MODELS,
+    CatalogHeader,
+    iter_object_chunks,
+    read_catalog,
+    read_header,
+)
+from cputime.errors import InputError
+
+DATA = Path(__file__).parent / "data" / "instance_catalogs"
+
+HEADER = """rightascension 53.0091385
+declination -27.4389488
+mjd 59580.1354
+altitude 67.7483059
+azimuth 270.941772
+filter 1
+rotskypos 256.719412
+dist2moon 124.329951
+moonalt -36.2196989
+moondec -23.4843941
+moonphase 3.838714
+moonra 256.312326
+nsnap 1
+obshistid 220
+seed 11699
+seeing 0.869226
+sunalt -32.2253236
+vistime 30
+"""
+OLD_HEADER = """Opsim_obshistid 220
+SIM_SEED 11699
+Unrefracted_RA 53.0091385
+Unrefracted_Dec -27.4389488
+Opsim_moonra 256.312326
+Opsim_moondec -23.4843941
+Opsim_rotskypos 256.719412
+Opsim_filter 1
+Opsim_rawseeing 0.869226
+Opsim_sunalt -32.2253236
+Opsim_moonalt -36.2196989
+Opsim_dist2moon 124.329951
+Opsim_moonphase 3.838714
+Opsim_expmjd 59580.1354
+Opsim_altitude 67.7483059
+Opsim_azimuth 270.941772
+exptime 30
+airmass 1.080465
+SIM_NSNAP 1
+SIM_VISTIME 30
+"""
+STAR = ("object {i} {ra} -27.3 {mag} starSED/phoSimMLT/lte033-4.5-1.0a+0.4.BT-Settl.spec.gz "
+        "0 0 0 0 0 0 point none CCM 0.0635 3.1\n")
+GALAXY = ("object {i} {ra} -27.5 {mag} galaxySED/Exp.40E09.02Z.spec.gz 0.55 0.001 0.002 0.01 0 0 "
+          "sersic2d 0.58 0.44 2.78 1 CCM 0.1 3.1 CCM 0.059 3.1\n")
+
+
+def object_lines(n: int = 40) -> list[str]:
+    rng = np.random.default_rng(1)
+    return [(GALAXY if i % 3 else STAR).format(i=i, ra=53 + rng.random(), mag=20 + i % 7)
+            for i in range(n)]
+
+
+def write(path: Path, text: str, gz: bool = False) -> Path:
+    if gz:
+        with gzip.open(path, "wt") as f:
+            f.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def objects(path: Path, **kwargs) -> dict[str, np.ndarray]:
+    chunks = list(iter_object_chunks(path, **kwargs))
+    names = ("ra", "dec", "magnorm", "model_code", "is_point")
+    return {n: np.concatenate([getattr(c, n) for c in chunks]) if chunks else np.empty(0)
+            for n in names}
+
+
+def assert_same_objects(a: dict, b: dict) -> None:
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+# --- the example catalogs -------------------------------------------------------------------
+
+
+def test_imsim_tiny_catalog():
+    header, table = read_catalog(DATA / "imsim_tiny_instcat.txt")
+    assert header.obshistid == 161899
+    assert header.filter == 2
+    assert header.vistime == 33.0
+    assert header.nsnap == 2
+    assert header.moonphase == pytest.approx(59.6288830)
+    assert header.airmass is None
+    assert header.raw["seqnum"] == "0"
+    # The commented-out object is skipped; knots and FITS-image models are known.
+    assert len(table) == 24
+    counts = table["spatial_model"].value_counts()
+    assert (counts["point"], counts["sersic2d"], counts["knots"], counts["image"]) == (10, 11, 2, 1)
+    assert table["is_point"].sum() == 10
+    assert table["magnorm"].max() == 1000.0
+    assert table["ra"].iloc[0] == pytest.approx(31.2400746)
+
+
+def test_old_style_header_maps_to_canonical_names():
+    header = read_header(DATA / "phosim_instance_catalog_visit220_excerpt.txt")
+    assert isinstance(header, CatalogHeader)
+    assert header.obshistid == 220
+    assert header.rightascension == pytest.approx(53.0091385)
+    assert header.declination == pytest.approx(-27.4389488)
+    assert header.filter == 1
+    assert header.seeing == pytest.approx(0.869226)
+    assert header.mjd == pytest.approx(59580.1354)
+    assert (header.vistime, header.nsnap, header.seed) == (30.0, 1, 11699)
+    assert header.airmass == pytest.approx(1.080465)
+    assert header.raw["Opsim_filter"] == "1"
+    _, table = read_catalog(DATA / "phosim_instance_catalog_visit220_excerpt.txt")
+    assert len(table) == 79 and table["is_point"].all()
+
+
+@pytest.mark.parametrize(("name", "n_objects", "obshistid"), [
+    ("phosim_combined_first200.txt", 181, 230),
+    ("phosim_runs_base_catalog.txt", 50, 9003),
+])
+def test_more_example_catalogs(name, n_objects, obshistid):
+    header, table = read_catalog(DATA / name)
+    assert header.obshistid == obshistid
+    assert len(table) == n_objects
+
+
+def test_header_only_catalog_with_missing_includes():
+    header = read_header(DATA / "phosim_cat_466749_header_only.txt")
+    assert header.minsource == 100 and header.camconfig == 1
+    assert [p.name for p in header.includes][:2] == ["star_cat_466749.txt.gz",
+                                                     "knots_cat_466749.txt.gz"]
+    with pytest.raises(InputError, match=r"header_only\.txt:22: includeobj file "
+                                         r"'star_cat_466749\.txt\.gz' not found"):
+        list(iter_object_chunks(DATA / "phosim_cat_466749_header_only.txt"))
+
+
+# --- the same objects however the catalog is written ---------------------------------------
+
+
+def test_plain_gzip_old_header_and_includes_give_the_same_objects(tmp_path):
+    lines = object_lines(60)
+    reference = objects(write(tmp_path / "plain.txt", HEADER + "".join(lines)))
+    assert len(reference["ra"]) == 60
+    assert reference["is_point"].sum() == 20
+    # gzip detected by content, whatever the name says
+    gz = write(tmp_path / "catalog.txt", HEADER + "".join(lines), gz=True)
+    assert_same_objects(reference, objects(gz))
+    assert_same_objects(reference, objects(write(tmp_path / "old.txt",
+                                                 OLD_HEADER + "".join(lines))))
+    # split into includeobj files, one gzipped, one in a sub-folder, nested one level
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "part1.txt.gz", "".join(lines[:25]), gz=True)
+    write(tmp_path / "sub" / "part3.txt", "".join(lines[40:]))
+    write(tmp_path / "part2.txt", "".join(lines[25:40]) + "includeobj sub/part3.txt\n")
+    top = write(tmp_path / "top.txt", HEADER + "includeobj part1.txt.gz\nincludeobj part2.txt\n")
+    assert_same_objects(reference, objects(top))
+    assert [p.name for p in read_header(top).includes] == ["part1.txt.gz", "part2.txt"]
+
+
+def test_small_chunks_keep_objects_and_line_numbers(tmp_path):
+    lines = object_lines(300)
+    path = write(tmp_path / "cat.txt", HEADER + "# a comment\n\n" + "".join(lines), gz=True)
+    reference = objects(path)
+    assert_same_objects(reference, objects(path, chunk_bytes=1000))
+    bad = lines.copy()
+    bad[250] = bad[250].replace(" 0.55 ", " zz ", 1)
+    path = write(tmp_path / "bad.txt", HEADER + "# a comment\n\n" + "".join(bad))
+    line = len(HEADER.splitlines()) + 2 + 251
+    for chunk_bytes in (1000, 1 << 20):
+        with pytest.raises(InputError, match=rf"bad\.txt:{line}: field 7 \(redshift\): 'zz'"):
+            objects(path, chunk_bytes=chunk_bytes)
+
+
+def test_windows_line_endings_tabs_and_odd_spacing(tmp_path):
+    lines = object_lines(10)
+    odd = [line.replace(" ", "\t", 3).replace("\n", "\r\n") for line in lines[:5]]
+    odd += ["   " + line.replace(" 0 0 ", "  0   0 ") for line in lines[5:]]
+    path = write(tmp_path / "odd.txt", HEADER.replace("\n", "\r\n") + "".join(odd))
+    assert_same_objects(objects(write(tmp_path / "ref.txt", HEADER + "".join(lines))),
+                        objects(path))
+
+
+def test_other_spatial_models_and_dust(tmp_path):
+    base = "object 1 10 -5 20 sed.txt 0 0 0 0 0 0 "
+    lines = [base + "gauss 0.5 calzetti 0.1 3.1 none\n",
+             base + "movingpoint 1 2 none none\n",
+             base + "sersic 1 2 3 4 5 6 7 none none\n",
+             base + "pinhole 1 2 3 4 none CALZETTI 1 2\n",
+             base + "sersicDiscComplex " + " ".join(["1"] * 15) + " none none\n",
+             base + "Sersic2D 1 2 3 4 ccm 1 2 none\n",
+             base + "galaxy.fits.gz 0.1 0 none none\n"]
+    found = objects(write(tmp_path / "m.txt", HEADER + "".join(lines)))
+    names = [SPATIAL_MODELS[c] for c in found["model_code"]]
+    assert names == ["gauss", "movingpoint", "sersic", "pinhole", "sersiccomplex", "sersic2d",
+                     "image"]
+
+
+def test_empty_catalog_has_no_objects(tmp_path):
+    path = write(tmp_path / "empty.txt", HEADER)
+    assert list(iter_object_chunks(path)) == []
+    header, table = read_catalog(path)
+    assert header.obshistid == 220 and len(table) == 0
+
+
+def test_vistime_from_exptime(tmp_path):
+    no_vistime = HEADER.replace("vistime 30\n", "exptime 15\n").replace("nsnap 1", "nsnap 2")
+    assert read_header(write(tmp_path / "a.txt", no_vistime)).vistime == 33.0
+    single = HEADER.replace("vistime 30\n", "exptime 30\n").replace("nsnap 1\n", "")
+    assert read_header(write(tmp_path / "b.txt", single)).vistime == 30.0
+
+
+def test_agreeing_duplicates_and_late_keywords(tmp_path):
+    text = HEADER + "SIM_VISTIME 30.0\n" + "".join(object_lines(3)) + "filter 1\n"
+    path = write(tmp_path / "dup.txt", text)
+    assert read_header(path).vistime == 30.0
+    assert len(objects(path)["ra"]) == 3
+
+
+def test_filter_letter_and_keyword_case(tmp_path):
+    header = read_header(write(tmp_path / "f.txt", HEADER.replace("filter 1", "FILTER g")))
+    assert header.filter == 1
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+GOOD_STAR = STAR.format(i=7, ra=53.1, mag=21)
+N_HEADER = len(HEADER.splitlines())
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    (GOOD_STAR.replace(" 21 ", " x1 "), r"field 5 \(magnorm\): 'x1' is not a number"),
+    (GOOD_STAR.replace(" 53.1 ", " 53.1.2 "), r"field 3 \(ra\): '53.1.2' is not a number"),
+    (GOOD_STAR.replace(" 21 ", " 1e999 "), r"field 5 \(magnorm\): '1e999' is not a finite"),
+    ("object 7 53.1 -27.3 21 sed.txt 0 0 0\n", r"field 10 \(kappa\) is missing"),
+    (GOOD_STAR.replace(" point ", " blob "), r"field 13 \(spatialmodel\): unknown spatial model "
+                                             r"'blob'"),
+    (GALAXY.format(i=1, ra=53, mag=22).replace(" 1 CCM 0.1", " CCM 0.1"),
+     r"field 17 \(sersic2d parameter 4\): 'CCM' is not a number"),
+    (GOOD_STAR.replace(" none ", " dusty "), r"field 14 \(dust_rest\): 'dusty' is not a dust "
+                                             r"model"),
+    (GOOD_STAR.replace(" 3.1\n", "\n"), r"field 17 \(dust_lab Rv\) is missing"),
+    (GOOD_STAR.replace(" 3.1\n", " 3.1 junk\n"), r"field 18: unexpected extra field 'junk'"),
+    (GOOD_STAR.replace("0.0635", "0.06x"), r"field 16 \(dust_lab Av\): '0.06x'"),
+    ("object\n", r"field 2 \(id\) is missing"),
+], ids=["magnorm", "ra", "infinite", "few-fields", "model", "params", "dust", "dust-rv", "junk",
+        "dust-av", "bare"])
+def test_bad_object_lines(tmp_path, line, message):
+    lines = object_lines(5)
+    path = write(tmp_path / "cat.txt", HEADER + "".join(lines[:3]) + line + "".join(lines[3:]))
+    with pytest.raises(InputError, match=rf"^{tmp_path}/cat\.txt:{N_HEADER + 4}: {message}") as e:
+        list(iter_object_chunks(path))
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(("text", "line", "message"), [
+    (HEADER.replace("rotskypos 256.719412\n", "").replace("obshistid 220\n", ""), None,
+     r"missing required header keyword\(s\): rotskypos, obshistid"),
+    (HEADER.replace("vistime 30\n", ""), None,
+     r"missing required header keyword\(s\): vistime \(or exptime\)"),
+    (HEADER + "SIM_VISTIME 33\n", N_HEADER + 1,
+     r"'SIM_VISTIME 33' disagrees with 'vistime 30' on line 18"),
+    (HEADER.replace("filter 1", "filter 7"), 6, r"filter: '7' is not a filter"),
+    (HEADER.replace("moonalt -36.2196989", "moonalt low"), 9, r"moonalt: 'low' is not a number"),
+    (HEADER + "seeing\n", N_HEADER + 1, r"header keyword 'seeing' has no value"),
+], ids=["required", "vistime", "duplicate", "filter", "number", "no-value"])
+def test_bad_headers(tmp_path, text, line, message):
+    path = write(tmp_path / "h.txt", text + GOOD_STAR)
+    where = f"{tmp_path}/h.txt:{line}" if line else f"{tmp_path}/h.txt"
+    with pytest.raises(InputError, match=rf"^{where}: {message}"):
+        read_header(path)
+    with pytest.raises(InputError, match=rf"^{where}: {message}"):
+        read_catalog(path)
+
+
+def test_late_keyword_that_disagrees_or_is_new(tmp_path):
+    lines = "".join(object_lines(3))
+    path = write(tmp_path / "late.txt", HEADER + lines + "filter 3\n")
+    with pytest.raises(InputError, match=rf"late\.txt:{N_HEADER + 4}: 'filter 3' disagrees"):
+        list(iter_object_chunks(path))
+    path = write(tmp_path / "new.txt", HEADER + lines + "airmass 1.2\n")
+    with pytest.raises(InputError, match=r"new\.txt:\d+: header keyword 'airmass' after the "):
+        list(iter_object_chunks(path))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match=r"nope\.txt: no such file"):
+        read_header(tmp_path / "nope.txt")
+    with pytest.raises(InputError, match=r"nope\.txt: no such file"):
+        list(iter_object_chunks(tmp_path / "nope.txt"))
+
+
+def test_truncated_gzip(tmp_path):
+    full = write(tmp_path / "full.txt.gz", HEADER + "".join(object_lines(2000)), gz=True)
+    cut = tmp_path / "cut.txt.gz"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(InputError, match=r"cut\.txt\.gz: gzip data is truncated"):
+        list(iter_object_chunks(cut))
+
+
+def test_corrupt_gzip(tmp_path):
+    data = bytearray(write(tmp_path / "g.gz", HEADER + "".join(object_lines(500)),
+                           gz=True).read_bytes())
+    data[200:260] = bytes(60)
+    (tmp_path / "g.gz").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"g\.gz: corrupt gzip data"):
+        list(iter_object_chunks(tmp_path / "g.gz"))
+
+
+@pytest.mark.parametrize("garbage", [b"\x00\x01\x02\xff\xfe" * 20, b"\x89PNG\r\n\x1a\n\x00\x00"])
+def test_binary_garbage(tmp_path, garbage):
+    lines = object_lines(4)
+    path = tmp_path / "bin.txt"
+    path.write_bytes((HEADER + "".join(lines[:2])).encode() + garbage + b"\n"
+                     + "".join(lines[2:]).encode())
+    with pytest.raises(InputError, match=rf"bin\.txt:{N_HEADER + 3}: binary \(non-text\) data"):
+        list(iter_object_chunks(path))
+    path.write_bytes(garbage + b"\n" + HEADER.encode())
+    with pytest.raises(InputError, match=r"bin\.txt:1: binary \(non-text\) data"):
+        read_header(path)
+
+
+def test_include_outside_folder_is_refused(tmp_path):
+    (tmp_path / "cat").mkdir()
+    write(tmp_path / "outside.txt", "".join(object_lines(3)))
+    top = write(tmp_path / "cat" / "top.txt", HEADER + "includeobj ../outside.txt\n")
+    with pytest.raises(InputError, match=rf"top\.txt:{N_HEADER + 1}: includeobj "
+                                         r"'\.\./outside\.txt' resolves outside"):
+        list(iter_object_chunks(top))
+    with pytest.raises(InputError, match="resolves outside"):
+        read_header(top)
+    assert len(objects(top, allow_outside=True)["ra"]) == 3
+
+
+def test_include_symlink_escaping_is_refused(tmp_path):
+    (tmp_path / "cat").mkdir()
+    write(tmp_path / "outside.txt", "".join(object_lines(3)))
+    (tmp_path / "cat" / "link.txt").symlink_to(tmp_path / "outside.txt")
+    top = write(tmp_path / "cat" / "top.txt", HEADER + "includeobj link.txt\n")
+    with pytest.raises(InputError, match="resolves outside"):
+        list(iter_object_chunks(top))
+
+
+def test_header_keyword_in_included_file_and_include_cycle(tmp_path):
+    write(tmp_path / "part.txt", "filter 2\n" + "".join(object_lines(2)))
+    top = write(tmp_path / "top.txt", HEADER + "includeobj part.txt\n")
+    with pytest.raises(InputError, match=r"part\.txt:1: header keyword 'filter' in an included"):
+        list(iter_object_chunks(top))
+    write(tmp_path / "loop.txt", "includeobj loop.txt\n")
+    top = write(tmp_path / "top2.txt", HEADER + "includeobj loop.txt\n")
+    with pytest.raises(InputError, match=r"loop\.txt:1: includeobj 'loop\.txt' includes itself"):
+        list(iter_object_chunks(top))

@@ -1,0 +1,98 @@
+"""The physical cost model: named parts, monotone in brightness, fits what it is given."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from cputime.cost import DEFAULT_PARAMETERS, NEUTRAL_PARAMETERS, PhosimCostModel
+from cputime.photons import source_photons
+
+
+def _features(**columns) -> pd.DataFrame:
+    base = {
+        "filter": 2,
+        "nsnap": 1,
+        "exposure_seconds": 15.0,
+        "faint_star_photons": 1.49e8,
+        "galaxy_photons": 0.0,
+        "sky_photons": 0.0,
+        **{f"bright_star_mag_{k}": np.nan for k in range(1, 6)},
+    }
+    base.update(columns)
+    return pd.DataFrame([base])
+
+
+def test_parts_are_named_and_add_up():
+    model = PhosimCostModel()
+    parts = model.predict_parts(_features())
+    assert list(parts.columns) == ["setup", "star", "galaxy", "bright_stars", "sky"]
+    assert_allclose(parts.sum(axis=1), model.predict(_features()))
+    assert parts["sky"].iloc[0] == 0.0
+    assert_allclose(parts["setup"].iloc[0], DEFAULT_PARAMETERS["setup_seconds_per_snap"])
+
+
+def test_bright_star_cost_rises_with_brightness_but_less_than_photons():
+    model = PhosimCostModel()
+    mags = np.arange(6.0, 16.5, 0.5)
+    cost = model.bright_star_seconds(source_photons(mags, 15.0))
+    assert np.all(np.diff(cost) < 0)  # fainter (larger mag) costs less
+    per_photon = cost / source_photons(mags, 15.0)
+    assert np.all(np.diff(per_photon) > 0)  # saturation: brighter stars cost less per photon
+
+
+def test_filter_factor_is_one_in_r_and_interpolated_between_measured_filters():
+    model = PhosimCostModel()
+    factors = model.filter_factor(np.arange(6))
+    assert factors[2] == 1.0
+    assert factors[0] < factors[1] < factors[2] < factors[3] < factors[4] < factors[5]
+
+
+def test_sky_part_only_when_the_sky_is_on():
+    model = PhosimCostModel()
+    off = model.predict_parts(_features(sky_photons=0.0))["sky"].iloc[0]
+    on = model.predict_parts(_features(sky_photons=1e10))["sky"].iloc[0]
+    assert off == 0.0
+    assert on > DEFAULT_PARAMETERS["sky_setup_seconds_per_snap"]
+
+
+def test_fit_recovers_parameters_and_respects_censoring():
+    truth = PhosimCostModel(
+        parameters={"setup_seconds_per_snap": 60.0, "seconds_per_star_photon": 1e-6}
+    )
+    rng = np.random.default_rng(0)
+    photons = rng.uniform(1e7, 5e8, 12)
+    features = pd.concat([_features(faint_star_photons=p) for p in photons], ignore_index=True)
+    cpu = truth.predict(features)
+    fitted = PhosimCostModel(
+        fixed=tuple(
+            k
+            for k in DEFAULT_PARAMETERS
+            if k not in ("setup_seconds_per_snap", "seconds_per_star_photon")
+        )
+    )
+    fitted.fit(features, cpu)
+    assert_allclose(fitted.parameters_["setup_seconds_per_snap"], 60.0, rtol=1e-3)
+    assert_allclose(fitted.parameters_["seconds_per_star_photon"], 1e-6, rtol=1e-3)
+    # A censored run whose lower bound the model already exceeds adds nothing to the fit.
+    censored = np.zeros(len(cpu), bool)
+    censored[0] = True
+    cpu_lower = cpu.copy()
+    cpu_lower[0] = cpu[0] / 10
+    again = PhosimCostModel(fixed=fitted.fixed).fit(features, cpu_lower, censored)
+    assert_allclose(again.parameters_["seconds_per_star_photon"], 1e-6, rtol=1e-3)
+
+
+def test_fit_without_filter_runs_uses_neutral_filter_factors():
+    features = pd.concat([_features(faint_star_photons=p) for p in (1e8, 2e8, 3e8)])
+    model = PhosimCostModel().fit(features, np.array([120.0, 190.0, 260.0]))
+    for name in ("log_filter_factor_u", "log_filter_factor_i", "log_filter_factor_y"):
+        assert model.parameters_[name] == NEUTRAL_PARAMETERS[name]
+
+
+def test_dict_round_trip_and_unknown_parameter():
+    model = PhosimCostModel(parameters={"setup_seconds_per_snap": 33.0})
+    again = PhosimCostModel.from_dict(model.to_dict())
+    assert again.parameters_ == model.parameters_
+    with pytest.raises(ValueError, match="unknown"):
+        PhosimCostModel.from_dict({"parameters": {"warp_drive": 1.0}})

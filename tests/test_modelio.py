@@ -1,0 +1,94 @@
+"""Tests of cputime.modelio: JSON round trip and clear errors on bad files."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cputime import modelio
+from cputime.errors import InputError
+from cputime.estimator import CPUTimeRegressor
+
+
+def fitted(prior=None):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"filter": rng.integers(0, 6, 120), "moonalt": rng.uniform(-50, 50, 120)})
+    y = np.exp(10 + 0.2 * X["filter"] + 0.03 * X["moonalt"].clip(0) + rng.normal(0, 0.1, 120))
+    censored = y > np.quantile(y, 0.9)
+    model = CPUTimeRegressor(n_estimators=30, cv=3, prior=prior)
+    return model.fit(X, np.where(censored, np.quantile(y, 0.9), y), censored), X
+
+
+class ScalePrior:
+    """A tiny serialisable prior: ln CPU = ln(base) + slope * filter [ln s]."""
+
+    kind = "test-scale"
+
+    def __init__(self, base, slope):
+        self.base, self.slope = base, slope
+
+    def predict_log_seconds(self, X):
+        return np.log(self.base) + self.slope * X["filter"].to_numpy(dtype=float)
+
+    def to_dict(self):
+        return {"base": self.base, "slope": self.slope}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**d)
+
+
+def test_round_trip_identical_predictions(tmp_path):
+    model, X = fitted()
+    modelio.save_model(model, tmp_path / "m", extra_metadata={"metrics": {"mae_dex": 0.04}})
+    loaded = modelio.load_model(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    np.testing.assert_array_equal(loaded.predict_upper(X), model.predict_upper(X))
+    np.testing.assert_array_equal(loaded.predict_upper(X, 0.8), model.predict_upper(X, 0.8))
+    assert loaded.get_params() == model.get_params()
+    metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert metadata["extra"]["metrics"]["mae_dex"] == 0.04
+    assert metadata["format_version"] == modelio.FORMAT_VERSION
+    assert "xgboost" in metadata["versions"]
+
+
+def test_round_trip_with_registered_prior(tmp_path, monkeypatch):
+    model, X = fitted(prior=ScalePrior(2e4, 0.2))
+    modelio.save_model(model, tmp_path)
+    with pytest.raises(InputError, match="test-scale"):
+        modelio.load_model(tmp_path)  # kind not registered: never imported from the file
+    monkeypatch.setitem(modelio.PRIOR_KINDS, "test-scale", ScalePrior.from_dict)
+    loaded = modelio.load_model(tmp_path)
+    assert loaded.prior.to_dict() == {"base": 2e4, "slope": 0.2}
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("metadata.json", "{not json", "metadata.json: not valid JSON"),
+        ("metadata.json", '{"format_version": "9.0"}', "format_version '9.0'"),
+        ("metadata.json", '{"format_version": "1.0"}', "malformed"),
+        ("booster.json", '{"learner": 1}', "booster.json: not a valid XGBoost model"),
+    ],
+)
+def test_corrupt_files_raise_input_error(tmp_path, name, content, match):
+    model, _ = fitted()
+    modelio.save_model(model, tmp_path)
+    (tmp_path / name).write_text(content)
+    with pytest.raises(InputError, match=match) as info:
+        modelio.load_model(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        modelio.load_model(tmp_path / "nowhere")
+
+
+def test_training_data_hash_is_stable():
+    table = pd.DataFrame({"a": [1.0, 2.0], "b": [3, 4]})
+    assert modelio.training_data_hash(table) == modelio.training_data_hash(table.copy())
+    assert modelio.training_data_hash(table) != modelio.training_data_hash(table.iloc[::-1])
+    assert len(modelio.training_data_hash(table)) == 64
