@@ -47,7 +47,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
-from cputime.conformal import conformal_upper_quantile
+from cputime.conformal import conformal_upper_quantile, min_calibration_size
 from cputime.estimator import CPUTimeRegressor
 
 __all__ = [
@@ -240,9 +240,11 @@ class PerFilterWalltime:
     def _apply(self, X: pd.DataFrame, method: str, *args: Any) -> np.ndarray:
         filters = X["filter"].to_numpy()
         out = getattr(self.pooled_, method)(X, *args)
+        # A filter with too few jobs for the asked level keeps the pooled walltime.
+        need = min_calibration_size(args[0]) if args else 0
         for f, model in self.per_filter_.items():
             rows = filters == f
-            if rows.any():
+            if rows.any() and model.scores_.size >= need:
                 out[rows] = getattr(model, method)(X[rows], *args)
         return out
 

@@ -132,20 +132,29 @@ class ServedModel:
 
 
 def model_info(loaded) -> dict:
-    """What ``GET /v1/model`` reports: from the model and its saved metadata."""
+    """What ``GET /v1/model`` reports, from the model and its saved metadata."""
     metadata = dict(getattr(loaded, "metadata", None) or {})
+    extra = metadata.get("extra") or {}
+    calibration = metadata.get("calibration") or {}
+    censored = calibration.get("score_censored") or []
     model = loaded.model
-    training = metadata.get("training", {})
     return jsonable_encoder(
         {
             "name": loaded.name,
             "version": str(loaded.version),
             "features": [str(f) for f in getattr(model, "feature_names_in_", [])],
-            "confidence_level": model.confidence_level,
+            "features_used": metadata.get("features_used", []),
             "reference_sensor": model.reference_sensor,
-            "training": training,
-            "metrics": metadata.get("metrics", {}),
-            "metadata": {k: v for k, v in metadata.items() if k not in ("training", "metrics")},
+            "calibration": {
+                "confidence_level": model.confidence_level,
+                "scores": len(calibration.get("conformity_scores") or []),
+                "censored_scores": int(sum(bool(c) for c in censored)),
+                "upper_log_offset": calibration.get("upper_log_offset"),
+            },
+            "confidence_level": model.confidence_level,
+            "training": extra.get("training", metadata.get("training", {})),
+            "metrics": extra.get("metrics", metadata.get("metrics", {})),
+            "versions": metadata.get("versions", {}),
         }
     )
 

@@ -102,9 +102,11 @@ def test_cli_predict_jsonl_to_stdout(capsys):
 
 def test_example_workflow_runs_on_a_real_parsl_executor(tmp_path):
     """The stand-in PhoSim runs under Parsl with the predicted walltimes, segments chained."""
+    queue_max = predict_one(CATALOG, "R22_S11")["walltime_seconds"] // 2  # a few segments
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "parsl_phosim_workflow.py"), str(CATALOG),
-         "--sensors", "R22_S11,R22_S12", "--queue-max", "400"],
+         "--sensors", "R22_S11,R22_S12", "--queue-max", str(queue_max), "--command",
+         "echo {catalog} {sensor} checkpointcount {checkpointcount} of {checkpointtotal}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
@@ -112,6 +114,7 @@ def test_example_workflow_runs_on_a_real_parsl_executor(tmp_path):
     assert len(lines) == 2 and all(line.endswith("ok") for line in lines), result.stdout
     outputs = sorted((tmp_path / "phosim_logs").glob("*.out"))
     segments = int(lines[0].split(":")[1].split()[0])
+    assert 1 < segments < 10
     assert len(outputs) == 2 * segments
     last = (tmp_path / "phosim_logs" / f"9003_R22_S11_seg{segments - 1}.out").read_text()
     assert f"checkpointcount {segments - 1} of {segments - 1}" in last
