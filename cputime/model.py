@@ -374,11 +374,17 @@ def leave_one_group_out_scores(runs: MeasuredRuns) -> tuple[np.ndarray, np.ndarr
     return np.log(runs.cpu_seconds / predicted), runs.censored.copy()
 
 
-def leave_one_group_out_predictions(runs: MeasuredRuns) -> np.ndarray:
-    """Cost-model prediction of each run by a model fitted on the other groups [s]."""
+def leave_one_group_out_predictions(
+    runs: MeasuredRuns, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Cost-model prediction of each run by a model fitted on the other groups [s].
+
+    ``groups`` overrides ``runs.groups`` (e.g. one group per run for leave-one-run-out).
+    """
+    groups = runs.groups if groups is None else np.asarray(groups)
     predicted = np.empty(len(runs.cpu_seconds))
-    for group in np.unique(runs.groups):
-        held = runs.groups == group
+    for group in np.unique(groups):
+        held = groups == group
         model = PhosimCostModel().fit(
             runs.features[~held], runs.cpu_seconds[~held], runs.censored[~held]
         )

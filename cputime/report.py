@@ -119,19 +119,24 @@ def twinkles_cross_validation(
 
 
 def evaluate_runs(runs: MeasuredRuns) -> tuple[pd.DataFrame, dict]:
-    """Leave-one-group-out evaluation of the cost model on catalog runs.
+    """Out-of-sample evaluation of the cost model on catalog runs.
+
+    Two schemes: leave-one-group-out (each kind of change predicted from runs that never made
+    it: a filter group left out leaves no filter measured at all) and leave-one-run-out (each
+    run predicted from all the others, as a new run of a kind already measured would be).
 
     Returns
     -------
     table : pandas.DataFrame
-        Per run: group, measured CPU, censored, LOGO prediction, ``log10(predicted/measured)``.
+        Per run: group, measured CPU, censored, the two predictions and their
+        ``log10(predicted/measured)``.
     metrics : dict
-        ``spearman`` (finished runs), ``median_abs_dex``, ``max_abs_dex``, ``n_over_0p15_dex``,
-        ``killed_predicted_above`` (share of killed runs predicted above their CPU at the kill),
-        ``seed_noise_dex`` (standard deviation of log10 CPU over the seed repeats),
-        ``bright_star_monotone`` (where PhoSim took longer for a brighter star, so does the model).
+        Per scheme (``logo``, ``loro``): ``spearman`` (finished runs), ``median_abs_dex``,
+        ``max_abs_dex``, ``n_over_0p15_dex``, ``killed_predicted_above`` (share of killed runs
+        predicted above their CPU at the kill), ``bright_star_monotone`` (where PhoSim took
+        longer for a brighter star, so does the model); and ``seed_noise_dex``, the standard
+        deviation of log10 CPU over the seed repeats.
     """
-    predicted = leave_one_group_out_predictions(runs)
     table = runs.features[
         [
             "obshistid",
@@ -144,35 +149,41 @@ def evaluate_runs(runs: MeasuredRuns) -> tuple[pd.DataFrame, dict]:
     table["group"] = runs.groups
     table["cpu_seconds"] = runs.cpu_seconds
     table["censored"] = runs.censored
-    table["predicted_seconds"] = predicted
-    table["error_dex"] = np.log10(predicted / runs.cpu_seconds)
     done = ~runs.censored
-    errors = np.abs(table["error_dex"].to_numpy()[done])
     seeds = np.isin(runs.groups, ["base", "G"]) & done & (runs.features["n_objects"] == 50)
-    metrics = {
+    metrics: dict = {
         "n_runs": int(len(table)),
         "n_killed": int((~done).sum()),
-        "spearman": float(spearmanr(predicted[done], runs.cpu_seconds[done])[0]),
-        "median_abs_dex": float(np.median(errors)),
-        "max_abs_dex": float(errors.max()),
-        "n_over_0p15_dex": int((errors > 0.15).sum()),
-        "killed_predicted_above": float(np.mean(predicted[~done] > runs.cpu_seconds[~done]))
-        if (~done).any()
-        else float("nan"),
         "seed_noise_dex": float(np.std(np.log10(runs.cpu_seconds[seeds]), ddof=1))
         if seeds.sum() >= 2
         else float("nan"),
-        "bright_star_monotone": _bright_star_monotone(table),
     }
+    schemes = {"logo": None, "loro": np.arange(len(runs.cpu_seconds)).astype(str)}
+    for scheme, groups in schemes.items():
+        predicted = leave_one_group_out_predictions(runs, groups)
+        table[f"predicted_seconds_{scheme}"] = predicted
+        table[f"error_dex_{scheme}"] = np.log10(predicted / runs.cpu_seconds)
+        errors = np.abs(table[f"error_dex_{scheme}"].to_numpy()[done])
+        metrics[scheme] = {
+            "spearman": float(spearmanr(predicted[done], runs.cpu_seconds[done])[0]),
+            "median_abs_dex": float(np.median(errors)),
+            "max_abs_dex": float(errors.max()),
+            "n_over_0p15_dex": int((errors > 0.15).sum()),
+            "killed_predicted_above": float(np.mean(predicted[~done] > runs.cpu_seconds[~done]))
+            if (~done).any()
+            else float("nan"),
+            "bright_star_monotone": _bright_star_monotone(table, predicted),
+        }
     return table, metrics
 
 
-def _bright_star_monotone(table: pd.DataFrame) -> bool:
+def _bright_star_monotone(table: pd.DataFrame, predicted: np.ndarray) -> bool:
     """Whether every pair of single-bright-star runs that PhoSim orders by CPU the model orders
     the same way (finished runs, and killed runs as at least their CPU)."""
-    rows = table[table["group"] == "A"].sort_values("bright_star_mag_1")
+    rows = table.assign(predicted=predicted)
+    rows = rows[rows["group"] == "A"].sort_values("bright_star_mag_1")
     measured = rows["cpu_seconds"].to_numpy()
-    predicted = rows["predicted_seconds"].to_numpy()
+    predicted = rows["predicted"].to_numpy()
     for i in range(len(rows)):
         for j in range(i + 1, len(rows)):
             if measured[i] > measured[j] and not predicted[i] > predicted[j]:
@@ -211,19 +222,19 @@ def plot_runs(table: pd.DataFrame, runs: MeasuredRuns, out: Path) -> None:
         done = ~rows["censored"]
         ax.scatter(
             rows["cpu_seconds"][done],
-            rows["predicted_seconds"][done],
+            rows["predicted_seconds_loro"][done],
             color=f"C{k % 10}",
             label=group,
             s=22,
         )
         ax.scatter(
             rows["cpu_seconds"][~done],
-            rows["predicted_seconds"][~done],
+            rows["predicted_seconds_loro"][~done],
             color=f"C{k % 10}",
             marker=">",
             s=40,
         )
-    lims = [50, max(table["predicted_seconds"].max(), table["cpu_seconds"].max()) * 1.3]
+    lims = [50, max(table["predicted_seconds_loro"].max(), table["cpu_seconds"].max()) * 1.3]
     ax.plot(lims, lims, "k-", lw=0.8)
     ax.set(
         xscale="log",
@@ -231,7 +242,7 @@ def plot_runs(table: pd.DataFrame, runs: MeasuredRuns, out: Path) -> None:
         xlim=lims,
         ylim=lims,
         xlabel="measured CPU [s] (> : killed, lower bound)",
-        ylabel="predicted CPU [s], leave-one-group-out",
+        ylabel="predicted CPU [s], leave-one-run-out",
         title="PhoSim runs: cost model",
     )
     ax.legend(fontsize=7, ncol=2)
@@ -284,6 +295,12 @@ def plot_runs(table: pd.DataFrame, runs: MeasuredRuns, out: Path) -> None:
 # ------------------------------------------------------------------------------------- report
 
 
+def _rounded(value):
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def write_report(
     table: pd.DataFrame,
     runs: MeasuredRuns,
@@ -320,7 +337,7 @@ def write_report(
     plot_tradeoff(predictions, out / "tradeoff.png")
 
     runs_table, runs_metrics = evaluate_runs(runs)
-    runs_table.to_csv(out / "runs_logo_predictions.csv", index=False)
+    runs_table.to_csv(out / "runs_predictions.csv", index=False)
     plot_runs(runs_table, runs, out)
     summary = {
         "confidence_level": confidence_level,
