@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +53,10 @@ __all__ = [
     "CENSORING_MODES",
     "CV_LEVELS",
     "FixedWalltime",
-    "HOST_FACTORS",
     "PerFilterWalltime",
-    "TWINKLES_FEATURES",
     "Twinkles2016Forest",
     "censored_abs_error_dex",
     "cross_val_predictions",
-    "cross_validate_models",
-    "default_models",
-    "load_twinkles_run1",
     "plot_coverage",
     "plot_predicted_vs_actual",
     "plot_tradeoff",
@@ -72,70 +66,12 @@ __all__ = [
     "upper_bound_metrics",
 ]
 
-#: CPU-speed factor of each Twinkles Run 1 host class relative to the reference host "fell".
-HOST_FACTORS = {0: 1.000, 1: 1.130, 2: 1.204, 3: 1.710, 4: 1.419}
-
-#: Feature columns built from the Twinkles Run 1 metadata table.
-TWINKLES_FEATURES = (
-    "filter", "moonalt", "moonphase", "dist2moon", "sunalt", "airmass", "altitude", "seeing",
-)
-
 #: How a training set treats jobs killed at the limit: as censored (the model's way), as exact
 #: values at the kill point, or dropped.
 CENSORING_MODES = ("censored", "exact", "drop")
 
 #: Confidence levels at which cross-validated upper bounds are recorded.
 CV_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99)
-
-_DEFAULT_CSV = Path(__file__).parent / "data" / "twinkles_run1_train.csv"
-
-
-def load_twinkles_run1(path: str | Path | None = None) -> pd.DataFrame:
-    """Read the Twinkles Run 1 visit table as a model table.
-
-    Parameters
-    ----------
-    path : str or Path, default=None
-        ``run1_metadata_v6`` CSV; None reads the copy shipped in ``cputime/data``.
-
-    Returns
-    -------
-    DataFrame
-        :data:`TWINKLES_FEATURES` (``rawseeing`` renamed ``seeing``), plus
-        ``sky_mag_per_arcsec2`` [mag/arcsec^2] when :mod:`cputime.sky` is available,
-        ``obshistid``, ``expmjd``, ``cpu_seconds`` (CPU time on the reference host [s], a lower
-        bound for censored rows) and ``censored`` (job killed at the 120 h limit).
-
-    Notes
-    -----
-    ``cpu_seconds = cputime * HOST_FACTORS[hostname]``. The CSV's ``cputime_fell`` is not used:
-    for killed jobs it is an extrapolation, not a measurement.
-    """
-    source = Path(path) if path is not None else _DEFAULT_CSV
-    raw = pd.read_csv(source, skipinitialspace=True)
-    table = raw[["obshistid", "expmjd", *TWINKLES_FEATURES[:-1], "rawseeing"]].rename(
-        columns={"rawseeing": "seeing"}
-    )
-    table["filter"] = table["filter"].astype(int)
-    try:
-        from cputime.sky import sky_mag_per_arcsec2
-    except ImportError:  # sky model not available in this checkout
-        pass
-    else:
-        table["sky_mag_per_arcsec2"] = sky_mag_per_arcsec2(
-            table["filter"].to_numpy(), table["altitude"].to_numpy(),
-            table["moonalt"].to_numpy(), table["moonphase"].to_numpy(),
-            table["dist2moon"].to_numpy(), table["sunalt"].to_numpy(),
-            airmass=table["airmass"].to_numpy(),
-        )
-    factor = raw["hostname"].astype(int).map(HOST_FACTORS)
-    if factor.isna().any():
-        bad = sorted(raw.loc[factor.isna(), "hostname"].unique())
-        raise ValueError(f"{source}: unknown hostname codes {bad}")
-    table["cpu_seconds"] = raw["cputime"].to_numpy(dtype=float) * factor.to_numpy()
-    table["censored"] = raw["runlimit"].to_numpy().astype(int) == 1
-    return table
-
 
 # ---------------------------------------------------------------------------- metrics
 def upper_bound_metrics(
@@ -332,27 +268,6 @@ PARAM_GRID: tuple[dict[str, Any], ...] = tuple(
 )
 
 
-def default_models() -> dict[str, tuple[Callable[[], Any], str]]:
-    """Models compared by :func:`cross_validate_models`: name -> (factory, censoring mode).
-
-    ``"aft+km"`` is our estimator (default parameters); ``"aft+km (exact)"`` and
-    ``"aft+km (drop)"`` are the censoring ablations, two more vary the calibration groups; the
-    rest are baselines.
-    """
-    return {
-        "aft+km": (CPUTimeRegressor, "censored"),
-        "aft+km (exact)": (CPUTimeRegressor, "exact"),
-        "aft+km (drop)": (CPUTimeRegressor, "drop"),
-        "aft+km (pooled calibration)": (partial(CPUTimeRegressor, calibration_groups=None),
-                                        "censored"),
-        "aft+km (filter x moon calibration)": (
-            partial(CPUTimeRegressor, calibration_groups="filter_moon"), "censored"),
-        "fixed walltime": (FixedWalltime, "exact"),
-        "per-filter walltime": (PerFilterWalltime, "exact"),
-        "twinkles 2016 forest": (Twinkles2016Forest, "exact"),
-    }
-
-
 # ---------------------------------------------------------------------------- cross-validation
 def _splits(
     table: pd.DataFrame, n_splits: int, random_state: int, time_split: bool
@@ -372,9 +287,9 @@ def _splits(
 
 def cross_val_predictions(
     table: pd.DataFrame,
-    models: Mapping[str, tuple[Callable[[], Any], str]] | None = None,
+    models: Mapping[str, tuple[Callable[[], Any], str]],
     *,
-    features: list[str] | None = None,
+    features: list[str],
     n_splits: int = 5,
     time_split: bool = True,
     levels: tuple[float, ...] = CV_LEVELS,
@@ -387,13 +302,13 @@ def cross_val_predictions(
     Parameters
     ----------
     table : DataFrame
-        Model table as from :func:`load_twinkles_run1` (``cpu_seconds``, ``censored``,
-        ``expmjd`` and feature columns).
-    models : mapping, default=None
+        ``cpu_seconds`` (reference host [s]), ``censored``, ``expmjd`` (for the time split) and
+        the feature columns.
+    models : mapping
         name -> (factory returning an unfitted model, censoring mode in
-        :data:`CENSORING_MODES`); None uses :func:`default_models`.
-    features : list of str, default=None
-        Feature columns; None: :data:`TWINKLES_FEATURES` plus ``sky_mag_per_arcsec2`` if present.
+        :data:`CENSORING_MODES`).
+    features : list of str
+        Feature columns given to every model.
     n_splits : int, default=5
         Folds of the shuffled K-fold split ("kfold").
     time_split : bool, default=True
@@ -410,11 +325,6 @@ def cross_val_predictions(
         One row per (model, split, test row): ``model``, ``split``, ``fold``, ``row``,
         ``cpu_seconds``, ``censored``, ``median`` [s] and ``upper_<level>`` [s].
     """
-    models = default_models() if models is None else models
-    if features is None:
-        features = list(TWINKLES_FEATURES) + [
-            c for c in ("sky_mag_per_arcsec2",) if c in table.columns
-        ]
     X = table[features]
     y = table["cpu_seconds"].to_numpy(dtype=float)
     cens = table["censored"].to_numpy(dtype=bool)
@@ -466,45 +376,6 @@ def summarize_predictions(
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.names = ["model", "split"]
     return out
-
-
-def cross_validate_models(
-    table: pd.DataFrame,
-    models: Mapping[str, tuple[Callable[[], Any], str]] | None = None,
-    *,
-    confidence_level: float = 0.95,
-    plot_dir: str | Path | None = None,
-    **kwargs: Any,
-) -> pd.DataFrame:
-    """Cross-validate our estimator, its censoring ablations and the baselines.
-
-    Parameters
-    ----------
-    table : DataFrame
-        Model table (see :func:`cross_val_predictions`).
-    models : mapping, default=None
-        See :func:`cross_val_predictions`.
-    confidence_level : float, default=0.95
-        Level of the upper bound used as the walltime in the metrics.
-    plot_dir : str or Path, default=None
-        If given, write ``predicted_vs_actual.png``, ``coverage.png`` and ``tradeoff.png`` there.
-    **kwargs
-        Passed to :func:`cross_val_predictions`.
-
-    Returns
-    -------
-    DataFrame
-        Metrics per (model, split) as from :func:`summarize_predictions`.
-    """
-    levels = tuple(sorted(set(kwargs.pop("levels", CV_LEVELS)) | {confidence_level}))
-    predictions = cross_val_predictions(table, models, levels=levels, **kwargs)
-    if plot_dir is not None:
-        plot_dir = Path(plot_dir)
-        plot_dir.mkdir(parents=True, exist_ok=True)
-        plot_predicted_vs_actual(predictions, plot_dir / "predicted_vs_actual.png")
-        plot_coverage(predictions, plot_dir / "coverage.png")
-        plot_tradeoff(predictions, plot_dir / "tradeoff.png")
-    return summarize_predictions(predictions, confidence_level)
 
 
 # ---------------------------------------------------------------------------- plots

@@ -41,16 +41,28 @@ def test_features_of_a_catalog_for_all_sensors(tmp_path, capsys):
 
 def test_features_to_parquet_with_sensor_list(tmp_path, capsys):
     out = tmp_path / "features.parquet"
-    status, _, err = run("features", CATALOG, "--sensors", "R22_S11,R01_S00", "-o", out,
-                         capsys=capsys)
+    status, _, err = run(
+        "features", CATALOG, "--sensors", "R22_S11,R01_S00", "-o", out, capsys=capsys
+    )
     assert status == ExitStatus.OK, err
     assert list(pd.read_parquet(out)["sensor"]) == ["R22_S11", "R01_S00"]
 
 
 def test_predict_runs_in_input_order_with_commands(tmp_path, capsys):
     out = tmp_path / "pred.csv"
-    status, _, err = run("predict", RUN_CATALOG, CATALOG, RUN_CATALOG, "--sensors", "R22_S11",
-                         "--commands", RUN_COMMANDS, "-o", out, capsys=capsys)
+    status, _, err = run(
+        "predict",
+        RUN_CATALOG,
+        CATALOG,
+        RUN_CATALOG,
+        "--sensors",
+        "R22_S11",
+        "--commands",
+        RUN_COMMANDS,
+        "-o",
+        out,
+        capsys=capsys,
+    )
     assert status == ExitStatus.OK, err
     table = pd.read_csv(out)
     assert list(table.columns[: len(PREDICTION_COLUMNS)]) == PREDICTION_COLUMNS
@@ -62,13 +74,20 @@ def test_predict_runs_in_input_order_with_commands(tmp_path, capsys):
 
 def test_predict_visit_table_one_row_per_visit_and_queue_split(tmp_path, capsys):
     visits = tmp_path / "visits.csv"
-    pd.DataFrame({
-        "obshistid": [1, 2], "filter": [2, 1], "altitude": [70.0, 40.0],
-        "moonalt": [-30.0, 60.0], "moonphase": [5.0, 95.0], "dist2moon": [120.0, 30.0],
-        "sunalt": [-40.0, -30.0],
-    }).to_csv(visits, index=False)
-    status, out, err = run("predict", visits, "--queue-max", "4h", "-o", "-", "--format",
-                           "jsonl", capsys=capsys)
+    pd.DataFrame(
+        {
+            "obshistid": [1, 2],
+            "filter": [2, 1],
+            "altitude": [70.0, 40.0],
+            "moonalt": [-30.0, 60.0],
+            "moonphase": [5.0, 95.0],
+            "dist2moon": [120.0, 30.0],
+            "sunalt": [-40.0, -30.0],
+        }
+    ).to_csv(visits, index=False)
+    status, out, err = run(
+        "predict", visits, "--queue-max", "4h", "-o", "-", "--format", "jsonl", capsys=capsys
+    )
     assert status == ExitStatus.OK, err
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["sensor"] for r in rows] == ["R22_S11", "R22_S11"]
@@ -79,11 +98,25 @@ def test_predict_visit_table_one_row_per_visit_and_queue_split(tmp_path, capsys)
 
 
 def test_threads_and_host_factor_shorten_the_walltime(capsys):
-    status, out, _ = run("predict", RUN_CATALOG, "--sensors", "R22_S11", "-o", "-", "--format",
-                         "json", capsys=capsys)
+    status, out, _ = run(
+        "predict", RUN_CATALOG, "--sensors", "R22_S11", "-o", "-", "--format", "json", capsys=capsys
+    )
     one = json.loads(out)[0]
-    status, out, _ = run("predict", RUN_CATALOG, "--sensors", "R22_S11", "--threads", "4",
-                         "--host-factor", "0.5", "-o", "-", "--format", "json", capsys=capsys)
+    status, out, _ = run(
+        "predict",
+        RUN_CATALOG,
+        "--sensors",
+        "R22_S11",
+        "--threads",
+        "4",
+        "--host-factor",
+        "0.5",
+        "-o",
+        "-",
+        "--format",
+        "json",
+        capsys=capsys,
+    )
     four = json.loads(out)[0]
     assert status == ExitStatus.OK
     assert four["walltime_seconds"] < one["walltime_seconds"]
@@ -137,30 +170,52 @@ def test_bad_options_are_one_line_and_exit_2(capsys, argv, message):
 
 
 def test_train_from_the_twinkles_csv_and_predict_with_it(tmp_path, capsys):
-    table = pd.read_csv(ROOT / "cputime" / "data" / "twinkles_run1_train.csv",
-                        skipinitialspace=True).iloc[:150]
+    table = pd.read_csv(
+        ROOT / "cputime" / "data" / "twinkles_run1_train.csv", skipinitialspace=True
+    ).iloc[:150]
     source = tmp_path / "twinkles.csv"
     table.to_csv(source, index=False)
     model_dir = tmp_path / "model"
     status, out, err = run(
-        "train", source, "--target", "cputime", "--censored-col", "runlimit",
-        "--host-col", "hostname", "--host-factors",
+        "train",
+        source,
+        "--target",
+        "cputime",
+        "--censored-col",
+        "runlimit",
+        "--host-col",
+        "hostname",
+        "--host-factors",
         ROOT / "cputime" / "data" / "twinkles_host_factors.csv",
-        "--runs", ROOT / "features" / "phosim_runs.csv", "--out", model_dir, capsys=capsys,
+        "--runs",
+        ROOT / "features" / "phosim_runs.csv",
+        "--out",
+        model_dir,
+        capsys=capsys,
     )
     assert status == ExitStatus.OK, err
     summary = json.loads(out)
     assert summary["training_rows"] == 150
     assert (model_dir / "booster.json").exists() and (model_dir / "metadata.json").exists()
-    status, out, err = run("predict", RUN_CATALOG, "--sensors", "R22_S11", "--model", model_dir,
-                           "-o", "-", capsys=capsys)
+    status, out, err = run(
+        "predict",
+        RUN_CATALOG,
+        "--sensors",
+        "R22_S11",
+        "--model",
+        model_dir,
+        "-o",
+        "-",
+        capsys=capsys,
+    )
     assert status == ExitStatus.OK, err
     assert "R22_S11" in out
 
 
 def test_train_with_a_missing_target_column(tmp_path, capsys):
-    status, _, err = run("train", ROOT / "features" / "twinkles_run1.csv", "--target", "nope",
-                         capsys=capsys)
+    status, _, err = run(
+        "train", ROOT / "features" / "twinkles_run1.csv", "--target", "nope", capsys=capsys
+    )
     assert status == ExitStatus.BAD_INPUT and "'nope'" in err
 
 

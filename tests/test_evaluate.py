@@ -1,11 +1,26 @@
 """Tests of cputime.evaluate: metrics on a hand-made table, baselines and a tiny CV run."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
 from cputime import evaluate
 from cputime.estimator import CPUTimeRegressor
+from cputime.training import load_training_table
+
+DATA = Path(__file__).resolve().parents[1] / "cputime" / "data"
+FEATURES = ["filter", "moonalt", "moonphase", "dist2moon", "sunalt", "airmass",
+            "sky_mag_per_arcsec2"]
+
+
+def twinkles():
+    table = load_training_table(
+        DATA / "twinkles_run1_train.csv", target="cputime", censored_col="runlimit",
+        host_col="hostname", host_factors=DATA / "twinkles_host_factors.csv",
+    )
+    return table.rename(columns={"cpu_seconds_ref": "cpu_seconds"})
 
 
 def test_upper_bound_metrics_hand_made():
@@ -40,7 +55,7 @@ def test_censored_abs_error():
 
 
 def test_load_twinkles_and_baselines():
-    table = evaluate.load_twinkles_run1()
+    table = twinkles()
     assert len(table) == 934 and table["censored"].sum() == 87
     assert {"cpu_seconds", "seeing", "filter", "expmjd"} <= set(table.columns)
     X, y = table, table["cpu_seconds"].to_numpy()
@@ -54,21 +69,24 @@ def test_load_twinkles_and_baselines():
 
 @pytest.fixture(scope="module")
 def tiny_cv(tmp_path_factory):
-    table = evaluate.load_twinkles_run1().sample(300, random_state=0).reset_index(drop=True)
+    table = twinkles().sample(300, random_state=0).reset_index(drop=True)
     models = {
         "ours": (lambda: CPUTimeRegressor(n_estimators=30, cv=3), "censored"),
         "ours drop": (lambda: CPUTimeRegressor(n_estimators=30, cv=3), "drop"),
         "fixed walltime": (evaluate.FixedWalltime, "exact"),
     }
     plots = tmp_path_factory.mktemp("plots")
-    result = evaluate.cross_validate_models(
-        table, models, n_splits=3, plot_dir=plots, progress=False,
-        levels=(0.5, 0.9),
+    predictions = evaluate.cross_val_predictions(
+        table, models, features=FEATURES, n_splits=3, progress=False, levels=(0.5, 0.9),
     )
-    return result, plots
+    evaluate.plot_predicted_vs_actual(predictions, plots / "predicted_vs_actual.png",
+                                      models=("ours", "fixed walltime"))
+    evaluate.plot_coverage(predictions, plots / "coverage.png")
+    evaluate.plot_tradeoff(predictions, plots / "tradeoff.png")
+    return evaluate.summarize_predictions(predictions, 0.9), plots
 
 
-def test_cross_validate_models(tiny_cv):
+def test_cross_validation_and_plots(tiny_cv):
     result, plots = tiny_cv
     assert set(result.index.get_level_values("model")) == {"ours", "ours drop", "fixed walltime"}
     assert set(result.index.get_level_values("split")) == {"kfold", "time"}

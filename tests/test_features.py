@@ -64,8 +64,10 @@ def star(i: int, ra: float, dec: float, mag: float) -> str:
 
 
 def galaxy(i: int, ra: float, dec: float, mag: float) -> str:
-    return (f"object {i} {ra:.7f} {dec:.7f} {mag} gal.txt 0.5 0 0 0 0 0 sersic2d 1.0 0.5 30 1 "
-            "CCM 0.1 3.1 none")
+    return (
+        f"object {i} {ra:.7f} {dec:.7f} {mag} gal.txt 0.5 0 0 0 0 0 sersic2d 1.0 0.5 30 1 "
+        "CCM 0.1 3.1 none"
+    )
 
 
 def off_north(degrees: float) -> tuple[float, float]:
@@ -123,8 +125,9 @@ def test_photon_counts_follow_magnorm_and_exposure(catalog):
 
 def test_photons_match_what_phosim_printed():
     # PhoSim 3.4 printed "Photons: 1.49e+08" for this catalog (phosim_runs/base).
-    row = catalog_features(DATA / "instance_catalogs" / "phosim_runs_base_catalog.txt",
-                           ["R22_S11"]).iloc[0]
+    row = catalog_features(
+        DATA / "instance_catalogs" / "phosim_runs_base_catalog.txt", ["R22_S11"]
+    ).iloc[0]
     assert_allclose(row["source_photons"], 1.49e8, rtol=0.005)
     assert row["n_objects"] == 50 and row["n_trimmed_sources"] == 50
 
@@ -147,15 +150,17 @@ def test_plain_gzip_old_header_and_includes_give_identical_features(tmp_path, ca
     old = write(tmp_path / "old.txt", OLD_HEADER + "\n".join(OBJECTS) + "\n")
     write(tmp_path / "part1.txt.gz", "\n".join(OBJECTS[:3]) + "\n", gz=True)
     write(tmp_path / "part2.txt", "\n".join(OBJECTS[3:]) + "\n")
-    split = write(tmp_path / "split.txt",
-                  NEW_HEADER + "includeobj part1.txt.gz\nincludeobj part2.txt\n")
+    split = write(
+        tmp_path / "split.txt", NEW_HEADER + "includeobj part1.txt.gz\nincludeobj part2.txt\n"
+    )
     for other in (gz, old, split):
         pd.testing.assert_frame_equal(catalog_features(other, "all"), reference)
 
 
 def test_commands_override_exposure_and_turn_the_sky_off(catalog):
-    commands = parse_commands("zenith_v 1000\nvistime 15\nnsnap 1\nraydensity 0.6\n",
-                              source="cmd.txt")
+    commands = parse_commands(
+        "zenith_v 1000\nvistime 15\nnsnap 1\nraydensity 0.6\n", source="cmd.txt"
+    )
     row = catalog_features(catalog, ["R22_S11"], commands=commands).iloc[0]
     assert row["sky_photons"] == 0.0 and math.isinf(row["sky_mag_per_arcsec2"])
     assert row["exposure_seconds"] == 15.0 and row["nsnap"] == 1
@@ -169,11 +174,19 @@ def test_bad_sensor_name_is_an_input_error(catalog):
 
 
 def test_visit_table_one_row_per_visit_or_per_sensor():
-    visits = pd.DataFrame({
-        "obshistid": [1, 2], "filter": [2, 5], "altitude": [70.0, 50.0],
-        "Opsim_moonalt": [-30.0, 40.0], "moonphase": [10.0, 90.0], "dist2moon": [120.0, 40.0],
-        "sunalt": [-40.0, -30.0], "vistime": [33.0, 33.0], "nsnap": [2, 2],
-    })
+    visits = pd.DataFrame(
+        {
+            "obshistid": [1, 2],
+            "filter": [2, 5],
+            "altitude": [70.0, 50.0],
+            "Opsim_moonalt": [-30.0, 40.0],
+            "moonphase": [10.0, 90.0],
+            "dist2moon": [120.0, 40.0],
+            "sunalt": [-40.0, -30.0],
+            "vistime": [33.0, 33.0],
+            "nsnap": [2, 2],
+        }
+    )
     per_visit = visit_features(visits)
     assert list(per_visit["obshistid"]) == [1, 2] and list(per_visit["sensor"]) == ["", ""]
     assert set(FEATURE_COLUMNS) <= set(per_visit.columns)
@@ -186,7 +199,10 @@ def test_visit_table_one_row_per_visit_or_per_sensor():
 
 @pytest.mark.parametrize(
     "column, value, message",
-    [("filter", 7, "filter: 7 is not 0..5"), ("moonalt", "high", "moonalt: 'high' is not a number")],
+    [
+        ("filter", 7, "filter: 7 is not 0..5"),
+        ("moonalt", "high", "moonalt: 'high' is not a number"),
+    ],
 )
 def test_bad_visit_rows_name_row_and_field(column, value, message):
     visits = pd.DataFrame({"obshistid": [1, 2], "filter": [2, 2], "moonalt": [-30.0, -30.0]})
