@@ -554,8 +554,9 @@ def _predictions(args) -> pd.DataFrame:
     )
 
 
-def _cmd_train(args) -> int:
-    from cputime.training import load_runs_table, load_training_table, train_model
+def _training_data(args):
+    """The training table and catalog runs named by ``train``/``evaluate`` options."""
+    from cputime.training import load_runs_table, load_training_table
 
     table = load_training_table(
         args.table,
@@ -564,7 +565,13 @@ def _cmd_train(args) -> int:
         host_col=args.host_col,
         host_factors=args.host_factors,
     )
-    runs = load_runs_table(args.runs)
+    return table, load_runs_table(args.runs)
+
+
+def _cmd_train(args) -> int:
+    from cputime.training import train_model
+
+    table, runs = _training_data(args)
     summary = train_model(
         table, runs, out=args.out, confidence_level=args.confidence, source=str(args.table)
     )
@@ -582,16 +589,8 @@ def _cmd_build_default(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from cputime.report import write_report
-    from cputime.training import load_runs_table, load_training_table
 
-    table = load_training_table(
-        args.table,
-        target=args.target,
-        censored_col=args.censored_col,
-        host_col=args.host_col,
-        host_factors=args.host_factors,
-    )
-    runs = load_runs_table(args.runs)
+    table, runs = _training_data(args)
     summary = write_report(
         table, runs, args.output, folds=args.folds, confidence_level=args.confidence
     )

@@ -209,6 +209,15 @@ def off_sensor_curve(
     return cost_model.predict(rows)
 
 
+def _scatter_measured(ax, x: pd.Series, rows: pd.DataFrame) -> None:
+    """Measured CPU of runs: dots for finished runs, triangles for killed ones (lower bounds)."""
+    killed = rows["censored"].to_numpy(dtype=bool)
+    ax.scatter(x[~killed], rows["cpu_seconds"][~killed], color="C0", label="measured")
+    ax.scatter(
+        x[killed], rows["cpu_seconds"][killed], color="C3", marker=">", label="killed (lower bound)"
+    )
+
+
 def plot_runs(table: pd.DataFrame, runs: MeasuredRuns, out: Path) -> None:
     """Predicted vs measured coloured by group; CPU vs bright-star magnitude and distance."""
     import matplotlib
@@ -256,14 +265,8 @@ def plot_runs(table: pd.DataFrame, runs: MeasuredRuns, out: Path) -> None:
     mags = np.linspace(6.0, 16.5, 60)
     axes[0].plot(mags, bright_star_curve(model, base, mags), "k-", label="model")
     star = table[(table["group"] == "A") | base_rows & (runs.features["n_objects"] == 50)]
-    for _, row in star.iterrows():
-        mag = row["bright_star_mag_1"] if np.isfinite(row["bright_star_mag_1"]) else 16.5
-        axes[0].scatter(
-            mag,
-            row["cpu_seconds"],
-            marker=">" if row["censored"] else "o",
-            color="C3" if row["censored"] else "C0",
-        )
+    star_mags = star["bright_star_mag_1"].fillna(16.5)
+    _scatter_measured(axes[0], star_mags, star)
     axes[0].set(
         yscale="log",
         xlabel="magnitude of the added star (16.5: none)",
@@ -273,13 +276,8 @@ def plot_runs(table: pd.DataFrame, runs: MeasuredRuns, out: Path) -> None:
     axes[0].legend()
     arcmin = np.linspace(0.0, 70.0, 300)
     axes[1].plot(arcmin, off_sensor_curve(model, base, 9.0, arcmin), "k-", label="model")
-    for _, row in table[table["group"] == "B"].iterrows():
-        axes[1].scatter(
-            row["brightest_near_star_distance_arcmin"],
-            row["cpu_seconds"],
-            marker=">" if row["censored"] else "o",
-            color="C3" if row["censored"] else "C0",
-        )
+    off = table[table["group"] == "B"]
+    _scatter_measured(axes[1], off["brightest_near_star_distance_arcmin"], off)
     axes[1].set(
         yscale="log",
         xlabel="distance of a 9 mag star beyond the sensor edge [arcmin]",
