@@ -119,6 +119,26 @@ class PhosimCostModel:
         exponent = p["bright_star_photon_exponent"] - 1.0
         return p["seconds_per_star_photon"] * photons * np.exp(exponent * log_saturation)
 
+    def sky_seconds(
+        self, sky_photons: np.ndarray, filter_factor: np.ndarray, nsnap: np.ndarray
+    ) -> np.ndarray:
+        """Sky part [s]: a fixed cost per snap when the sky is on, plus a cost per sky photon.
+
+        Parameters
+        ----------
+        sky_photons : array_like
+            Sky photons on the sensor [photons]; 0 when the sky is off.
+        filter_factor : array_like
+            :meth:`filter_factor` of each row [unitless].
+        nsnap : array_like
+            Snaps [unitless].
+        """
+        p = self.parameters_
+        sky_photons = np.asarray(sky_photons, dtype=float)
+        cost = p["sky_setup_seconds_per_snap"] * np.asarray(nsnap, dtype=float)
+        cost = cost + filter_factor * p["seconds_per_sky_photon"] * sky_photons
+        return np.where(sky_photons > 0, cost, 0.0)
+
     def predict_parts(self, features: pd.DataFrame) -> pd.DataFrame:
         """CPU seconds of each part for each row of a features table.
 
@@ -147,18 +167,12 @@ class PhosimCostModel:
                 )
             )
         sky_photons = _column(f, "sky_photons", 0.0)
-        sky_on = sky_photons > 0
         parts = {
             "setup": p["setup_seconds_per_snap"] * nsnap,
             "star": factor * p["seconds_per_star_photon"] * _column(f, "faint_star_photons", 0.0),
             "galaxy": factor * p["seconds_per_galaxy_photon"] * _column(f, "galaxy_photons", 0.0),
             "bright_stars": factor * bright,
-            "sky": np.where(
-                sky_on,
-                p["sky_setup_seconds_per_snap"] * nsnap
-                + factor * p["seconds_per_sky_photon"] * sky_photons,
-                0.0,
-            ),
+            "sky": self.sky_seconds(sky_photons, factor, nsnap),
         }
         return pd.DataFrame(parts, index=features.index)
 
@@ -269,7 +283,10 @@ class PhosimCostModel:
 def _column(frame: pd.DataFrame, name: str, default: float) -> np.ndarray:
     if name not in frame.columns:
         return np.full(len(frame), default, dtype=float)
-    values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
+    column = frame[name]
+    if column.dtype == object:
+        column = pd.to_numeric(column, errors="coerce")
+    values = column.to_numpy(dtype=float, na_value=np.nan)
     if np.isnan(default):
         return values
     return np.where(np.isnan(values), default, values)

@@ -72,10 +72,9 @@ def predict_jobs(
     level = model.confidence_level if confidence_level is None else confidence_level
     if features.empty:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
-    parts = model.predict_parts(features)
-    median = parts.sum(axis=1).to_numpy()
-    upper = model.predict_upper(features, level)
-    setup = model.setup_seconds(features) * host_factor
+    predicted = model.predict_frame(features, level)
+    upper = predicted["cpu_seconds_upper"].to_numpy()
+    setup = predicted["setup_seconds"].to_numpy() * host_factor
     plans = [
         plan_walltime(
             float(u),
@@ -88,11 +87,13 @@ def predict_jobs(
         for u, s in zip(upper, setup, strict=True)
     ]
     plan = pd.DataFrame(plans)
-    out = pd.DataFrame(
+    used = [c for c in features.columns if c not in ("obshistid", "sensor")]
+    # One dict of arrays: cheaper than concatenating two frames for one-row requests.
+    return pd.DataFrame(
         {
             "obshistid": features["obshistid"].to_numpy(),
             "sensor": features["sensor"].fillna("").replace("", model.reference_sensor).to_numpy(),
-            "cpu_seconds_p50": np.round(median, 1),
+            "cpu_seconds_p50": np.round(predicted["cpu_seconds_p50"].to_numpy(), 1),
             "cpu_seconds_upper": np.round(upper, 1),
             "walltime_seconds": plan["walltime_seconds"].astype(int),
             "segments": plan["segments"],
@@ -104,9 +105,8 @@ def predict_jobs(
             "host_factor": host_factor,
             "threads": threads,
             "model_version": model_version,
-            "source_seconds_p50": np.round(parts["source_seconds"].to_numpy(), 1),
-            "sky_seconds_p50": np.round(parts["sky_seconds"].to_numpy(), 1),
+            "source_seconds_p50": np.round(predicted["source_seconds"].to_numpy(), 1),
+            "sky_seconds_p50": np.round(predicted["sky_seconds"].to_numpy(), 1),
+            **{column: features[column].to_numpy() for column in used},
         }
     )
-    used = [c for c in features.columns if c not in ("obshistid", "sensor")]
-    return pd.concat([out, features[used].reset_index(drop=True)], axis=1)
