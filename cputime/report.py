@@ -343,9 +343,7 @@ def write_report(
             f"{model} [{split}]": {k: round(float(v), 4) for k, v in row.items()}
             for (model, split), row in metrics.iterrows()
         },
-        "phosim_runs_logo": {
-            k: (round(v, 4) if isinstance(v, float) else v) for k, v in runs_metrics.items()
-        },
+        "phosim_runs": _rounded(runs_metrics),
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
