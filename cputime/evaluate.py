@@ -390,9 +390,6 @@ def plot_predicted_vs_actual(
 
     ``models=None`` shows "aft+km" and "twinkles 2016 forest" if present, else the first model.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     data = _kfold(predictions)
@@ -421,9 +418,6 @@ def plot_predicted_vs_actual(
 
 def plot_coverage(predictions: pd.DataFrame, path: str | Path) -> None:
     """Empirical coverage of finished jobs vs nominal confidence level, per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     data = _kfold(predictions)
@@ -444,9 +438,6 @@ def plot_coverage(predictions: pd.DataFrame, path: str | Path) -> None:
 def plot_tradeoff(predictions: pd.DataFrame, path: str | Path) -> None:
     """Killed share vs reserved overhead: ours across confidence levels, fixed walltime across
     limits. Finished jobs only (their outcome under any walltime is known)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     data = _kfold(predictions)

@@ -100,9 +100,13 @@ FEATURE_COLUMNS: tuple[str, ...] = CONDITION_COLUMNS + CATALOG_COLUMNS
 
 
 def _conditions(
-    values: dict[str, float | None], commands: PhosimCommands | None
+    values: dict[str, float | None], commands: PhosimCommands | None, where: str
 ) -> dict[str, float]:
-    """Condition features of one visit from canonical header values."""
+    """Condition features of one visit from canonical header values.
+
+    ``where`` (file, or file:line of a table row) prefixes the error raised when a keyword the
+    sky brightness needs is missing: without it the sky's cost, most of a job's CPU, is unknown.
+    """
     cmd = commands.overrides() if commands is not None else {}
     vistime = float(cmd.get("vistime", values["vistime"]))
     nsnap = int(cmd.get("nsnap", values.get("nsnap") or 1))
@@ -113,7 +117,7 @@ def _conditions(
     if altitude is None and airmass is not None:
         altitude = float(np.degrees(np.arcsin(min(1.0, 1.0 / airmass))))
     exposure = float(open_shutter_seconds(vistime, nsnap))
-    sky = _sky_mag(values, altitude, airmass, cmd)
+    sky = _sky_mag(values, altitude, airmass, cmd, where)
     return {
         "filter": int(values["filter"]),
         "vistime": vistime,
@@ -131,18 +135,29 @@ def _conditions(
     }
 
 
-#: PhoSim's default zenith sky brightness in V [mag/arcsec^2]; ``zenith_v`` overrides shift the
-#: modelled sky by the difference, and ``zenith_v >= 100`` turns the sky off.
-DEFAULT_ZENITH_V = 21.7
+#: PhoSim 3.4's default zenith sky brightness in V [mag/arcsec^2] (raytrace/observation.cpp;
+#: its atmosphere step draws 22.08 + 0.9 N(0, 1) per visit when the commands do not set it).
+#: A ``zenith_v`` override shifts the modelled sky by the difference; ``zenith_v >= 100`` turns
+#: the sky off (PhoSim adds the diffuse sky only when ``zenith_v < 100``).
+DEFAULT_ZENITH_V = 22.08
 
 
-def _sky_mag(values: dict, altitude, airmass, overrides: dict) -> float:
+#: Keywords the sky brightness needs (altitude may come from airmass instead).
+SKY_KEYWORDS = ("altitude", "moonalt", "moonphase", "dist2moon", "sunalt")
+
+
+def _sky_mag(values: dict, altitude, airmass, overrides: dict, where: str) -> float:
     zenith_v = overrides.get("zenith_v")
     if zenith_v is not None and zenith_v >= 100:
         return float("inf")
-    needed = ("moonalt", "moonphase", "dist2moon", "sunalt")
-    if altitude is None or any(values.get(k) is None for k in needed):
-        return float("nan")
+    given = {**values, "altitude": altitude}
+    missing = [k for k in SKY_KEYWORDS if given.get(k) is None]
+    if missing:
+        raise InputError(
+            f"{where}: missing {', '.join(missing)}: the sky brightness, most of a job's CPU, "
+            "needs altitude (or airmass), moonalt, moonphase, dist2moon and sunalt "
+            "(or a commands file with zenith_v 1000 for no sky)"
+        )
     sky = float(
         sky_mag_per_arcsec2(
             int(values["filter"]),
@@ -324,7 +339,7 @@ def catalog_features(
         sensors = focalplane.parse_sensors(sensors)
     header = read_header(path, allow_outside=allow_outside)
     values = header_values(header)
-    conditions = _conditions(values, commands)
+    conditions = _conditions(values, commands, header.source)
     exposure = conditions["exposure_seconds"]
     acc = _SensorAccumulator(len(focalplane.SENSOR_NAMES))
     for chunk in iter_object_chunks(path, allow_outside=allow_outside):
@@ -407,7 +422,8 @@ def visit_features(
                 f"{source}:{position + 2}: filter: {record.get('filter')!r} is not 0..5 "
                 "(u g r i z y)"
             )
-        rows.append({"obshistid": int(values["obshistid"]), **_conditions(values, commands)})
+        where = f"{source}:{position + 2}"
+        rows.append({"obshistid": int(values["obshistid"]), **_conditions(values, commands, where)})
     features = pd.DataFrame(rows, columns=["obshistid", *CONDITION_COLUMNS])
     for column in CATALOG_COLUMNS:
         features[column] = np.nan

@@ -10,7 +10,8 @@
   base margin), which is what the moon, twilight, filter and airmass change;
 - the upper bound adds the two parts' own calibrated upper bounds: the regressor's conformal
   bound for the sky term, and a conformal bound from leave-one-group-out errors of the cost model
-  on the runs for the rest. The sum of two upper bounds covers at least as often as either.
+  on the runs for the rest. The sum covers the job whenever both parts are within their bounds,
+  so its miss rate is at most the sum of the two parts' (in production one part dominates).
 
 Adding a star therefore adds its cost (the term is increasing in brightness and independent of
 the sky correction), and a visit with the sky off (``zenith_v 1000``) costs only its sources.

@@ -223,9 +223,6 @@ def _write(report: MonitorReport, out: Path) -> None:
 
 
 def _plot(report: MonitorReport, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))

@@ -34,8 +34,8 @@ __all__ = [
 
 #: Parallel fraction of PhoSim's raytrace for Amdahl's law [unitless]. PhoSim 3.x threads the
 #: photon loop but not the setup, atmosphere and per-source bookkeeping, and its parallel
-#: efficiency is poor at high thread counts: with 0.85 a job runs 3.0x faster on 4 threads,
-#: 4.0x on 8 and at most 6.7x on any number of threads.
+#: efficiency is poor at high thread counts: with 0.85 a job runs 2.8x faster on 4 threads,
+#: 3.9x on 8 and at most 6.7x on any number of threads.
 DEFAULT_PARALLEL_FRACTION = 0.85
 
 #: Wall time every batch job (and every checkpoint segment) pays on top of the CPU it uses:

@@ -299,8 +299,12 @@ class Decision:
     reason: str
 
 
-def promotion_decision(challenger: Mapping[str, float], champion: Mapping[str, float] | None,
-                       ) -> Decision:
+def promotion_decision(
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    *,
+    max_killed_share_alone: float = 0.10,
+) -> Decision:
     """The promotion gate: is the challenger no worse than the champion?
 
     Compared on the same held-out runs, in order: ``killed_share`` (share of jobs a walltime at
@@ -312,14 +316,24 @@ def promotion_decision(challenger: Mapping[str, float], champion: Mapping[str, f
     ----------
     challenger, champion : mapping
         Metrics with keys ``killed_share`` and ``mae_dex``; ``champion`` None when there is no
-        champion yet (or it could not be evaluated), which promotes.
+        champion yet (or it could not be evaluated).
+    max_killed_share_alone : float
+        Without a champion to compare with, the challenger is promoted only if it would kill at
+        most this share of the held-out jobs (twice the 5 % a 0.95 bound promises), so that a
+        first retrain on a few unrepresentative runs cannot become the champion.
 
     Returns
     -------
     Decision
     """
     if champion is None:
-        return Decision(True, "there is no champion to compare with")
+        killed = challenger["killed_share"]
+        promote = killed <= max_killed_share_alone
+        return Decision(
+            promote,
+            f"no champion to compare with; killed share {killed:.4f} "
+            f"{'<=' if promote else '>'} the floor {max_killed_share_alone:.2f}",
+        )
     killed_new, killed_old = challenger["killed_share"], champion["killed_share"]
     if not math.isclose(killed_new, killed_old, rel_tol=0.0, abs_tol=1e-12):
         better = killed_new < killed_old

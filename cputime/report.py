@@ -220,9 +220,6 @@ def _scatter_measured(ax, x: pd.Series, rows: pd.DataFrame) -> None:
 
 def plot_runs(table: pd.DataFrame, runs: MeasuredRuns, out: Path) -> None:
     """Predicted vs measured coloured by group; CPU vs bright-star magnitude and distance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     model = PhosimCostModel().fit(runs.features, runs.cpu_seconds, runs.censored)

@@ -2,7 +2,7 @@
 
 1. Training examples are the stored runs that finished or were censored at their time limit and
    have features of the current feature code version (:meth:`RunsStore.training_table`).
-2. Time-ordered split: the most recent ``holdout_fraction`` of them (by end time) are held out.
+2. Time-ordered split: the most recent ``holdout_fraction`` of them (by start time) are held out.
 3. The challenger is a :class:`~cputime.model.CPUTimeModel` fitted on the rest (censored rows as
    censored) with the measured catalog runs for the cost parts.
 4. Challenger and the current champion are evaluated on the same held-out runs
@@ -131,9 +131,6 @@ def _redacted(uri: str) -> str:
 
 
 def _plot(path: Path, holdout: pd.DataFrame, predictions: dict[str, pd.DataFrame]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     hours = holdout["cpu_seconds_ref"].to_numpy() / 3600.0

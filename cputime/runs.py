@@ -239,10 +239,10 @@ class RunsStore:
             query = query.where(RUNS_TABLE.c.outcome.in_(list(outcomes)))
         if ended_since is not None:
             query = query.where(RUNS_TABLE.c.ended >= ended_since)
-        query = query.order_by(
-            RUNS_TABLE.c.ended.is_(None), RUNS_TABLE.c.ended, RUNS_TABLE.c.ingested_at,
-            RUNS_TABLE.c.id,
-        )
+        # Oldest first by start time: ordering by end would put the longest jobs of a batch
+        # last, so a "most recent" hold-out would be biased towards long jobs.
+        when = sa.func.coalesce(RUNS_TABLE.c.started, RUNS_TABLE.c.ended)
+        query = query.order_by(when.is_(None), when, RUNS_TABLE.c.ingested_at, RUNS_TABLE.c.id)
         with self.engine.connect() as conn:
             result = conn.execute(query)
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
@@ -266,7 +266,7 @@ class RunsStore:
         -------
         table : pandas.DataFrame
             ``obshistid``, ``sensor``, the stored feature columns, ``cpu_seconds_ref`` [s on the
-            reference host], ``censored``, ``ended``, ``id``; oldest first.
+            reference host], ``censored``, ``ended``, ``id``; oldest first (by start time).
         counts : dict
             ``stored``, ``training``, ``without_features``, ``stale_features`` (another feature
             code version), ``not_training`` (failed).

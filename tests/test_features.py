@@ -205,11 +205,30 @@ def test_visit_table_one_row_per_visit_or_per_sensor():
     ],
 )
 def test_bad_visit_rows_name_row_and_field(column, value, message):
-    visits = pd.DataFrame({"obshistid": [1, 2], "filter": [2, 2], "moonalt": [-30.0, -30.0]})
+    visits = pd.DataFrame(
+        {
+            "obshistid": [1, 2],
+            "filter": [2, 2],
+            "altitude": [70.0, 70.0],
+            "moonalt": [-30.0, -30.0],
+            "moonphase": [5.0, 5.0],
+            "dist2moon": [120.0, 120.0],
+            "sunalt": [-40.0, -40.0],
+        }
+    )
     visits[column] = visits[column].astype(object)
     visits.loc[1, column] = value
     with pytest.raises(InputError, match=rf"visits.csv:3: {message}"):
         visit_features(visits, source="visits.csv")
+
+
+def test_visit_without_sky_keywords_is_refused_not_taken_as_no_sky():
+    visits = pd.DataFrame({"obshistid": [230], "filter": [2], "moonalt": [10.0]})
+    with pytest.raises(InputError, match=r"v\.csv:2: missing altitude, moonphase, dist2moon"):
+        visit_features(visits, source="v.csv")
+    # With the sky turned off by the commands file, the conditions are not needed.
+    no_sky = parse_commands("zenith_v 1000\n", source="cmd.txt")
+    assert visit_features(visits, commands=no_sky, source="v.csv")["sky_photons"].iloc[0] == 0
 
 
 def test_visit_table_without_filter_is_refused():

@@ -39,6 +39,12 @@ def test_promotion_gate(challenger, champion, promote, why):
     assert why in decision.reason
 
 
+def test_first_champion_must_pass_the_floor():
+    assert promotion_decision({"killed_share": 0.04, "mae_dex": 0.1}, None).promote
+    refused = promotion_decision({"killed_share": 0.86, "mae_dex": 0.4}, None)
+    assert not refused.promote and "floor" in refused.reason
+
+
 def test_default_model_dir_and_override(monkeypatch, tmp_path):
     monkeypatch.delenv("CPUTIME_DEFAULT_MODEL", raising=False)
     assert default_model_dir().parts[-2:] == ("models", "default")

@@ -80,7 +80,7 @@ def test_whole_loop(tmp_path, visits, catalog_runs, mlflow_uri, capsys):
     out = tmp_path / "challenger"
     result = retrain(store, name=name, runs=_runs(catalog_runs), tracking_uri=mlflow_uri,
                      promote=True, regressor_params=SMALL, out=out)
-    assert result.promoted and result.registered.version == "1"
+    assert result.promoted and result.registered.version == "1", result.decision.reason
     assert result.split["n_holdout"] > 0
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
     version = client.get_model_version_by_alias(name, CHAMPION)
