@@ -220,7 +220,8 @@ def test_train_with_a_missing_target_column(tmp_path, capsys):
 
 
 def test_every_command_has_help_with_an_example(capsys):
-    for command in ("features", "predict", "train", "evaluate", "build-default"):
+    for command in ("features", "predict", "train", "evaluate", "build-default", "ingest", "runs",
+                    "retrain", "monitor", "serve", "slurm"):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
