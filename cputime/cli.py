@@ -114,12 +114,13 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _model_options(parser: argparse.ArgumentParser) -> None:
+def _model_options(
+    parser: argparse.ArgumentParser, default_help: str = "the shipped model"
+) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="model folder, or models:/NAME@ALIAS from an MLflow registry "
-        "(default: the shipped model)",
+        help=f"model folder, or models:/NAME@ALIAS from an MLflow registry ({default_help})",
     )
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for models:/")
 
@@ -268,11 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(
         sub,
         "evaluate",
-        "cross-validated metrics and plots next to baselines",
+        "cross-validated metrics and plots next to baselines; with --model, that model too",
         """
         cputime evaluate features/twinkles_run1.csv -o report/
+        cputime evaluate new_jobs.csv --target cputime --censored-col killed \\
+            --model models:/phosim@champion --tracking-uri sqlite:///mlruns.db -o report/
     """,
     )
+    _model_options(p, default_help="none: only the cross-validated models")
     p.add_argument("table", type=Path, help="training table (as for train)")
     p.add_argument("--target", default="cpu_seconds_ref")
     p.add_argument("--censored-col", default="censored")
@@ -588,11 +592,21 @@ def _cmd_build_default(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    from cputime.registry import resolve_model
     from cputime.report import write_report
 
     table, runs = _training_data(args)
+    given = None
+    if args.model is not None:
+        loaded = resolve_model(args.model, tracking_uri=args.tracking_uri)
+        given = (f"{loaded.name} v{loaded.version}", loaded.model)
     summary = write_report(
-        table, runs, args.output, folds=args.folds, confidence_level=args.confidence
+        table,
+        runs,
+        args.output,
+        folds=args.folds,
+        confidence_level=args.confidence,
+        given_model=given,
     )
     print(json.dumps(summary, indent=2))
     return ExitStatus.OK

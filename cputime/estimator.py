@@ -342,12 +342,16 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         self.upper_log_offset_, self.group_log_offsets_ = self._offsets(level)
 
     def _offsets(self, level: float) -> tuple[float, dict[str, float]]:
-        pooled = km_conformal_upper_quantile(
-            self.conformity_scores_, self.score_censored_, level
+        need = min_calibration_size(level)
+        # Too few scores for this level support no finite bound (fit refuses that at the
+        # model's own confidence_level; other levels are asked for at predict time).
+        pooled = (
+            km_conformal_upper_quantile(self.conformity_scores_, self.score_censored_, level)
+            if self.conformity_scores_.size >= need
+            else math.inf
         )
         per_group: dict[str, float] = {}
         if self.calibration_groups is not None:
-            need = min_calibration_size(level)
             for group in np.unique(self.score_groups_):
                 in_group = self.score_groups_ == group
                 if in_group.sum() >= need:
@@ -471,7 +475,7 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
             ``ln(upper / median)``; ``+inf`` where the calibration cannot support a finite bound
-            (too many censored scores above the level).
+            (too few scores for the level, or too many censored scores above it).
         """
         if not hasattr(self, "booster_"):
             raise _order_error("predict_upper", "fit")

@@ -142,6 +142,9 @@ class _ScoreQuantileBaseline:
     scores_: np.ndarray
 
     def predict_upper(self, X: pd.DataFrame, confidence_level: float = 0.95) -> np.ndarray:
+        # As for our estimator: too few scores for the level support no finite bound.
+        if self.scores_.size < min_calibration_size(confidence_level):
+            return np.full(len(X), np.inf)
         return self.predict(X) * math.exp(conformal_upper_quantile(self.scores_, confidence_level))
 
 

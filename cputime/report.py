@@ -290,6 +290,31 @@ def plot_runs(table: pd.DataFrame, runs: MeasuredRuns, out: Path) -> None:
 # ------------------------------------------------------------------------------------- report
 
 
+def _levels(predictions: pd.DataFrame) -> list[float]:
+    return [float(c.removeprefix("upper_")) for c in predictions if c.startswith("upper_")]
+
+
+def _given_model_predictions(
+    table: pd.DataFrame, name: str, model: CPUTimeModel, *, levels: list[float]
+) -> pd.DataFrame:
+    """Medians and upper bounds of a fitted model on every row, in the CV predictions' layout."""
+    X = table[["obshistid", "sensor", *FEATURE_COLUMNS]]
+    frame = pd.DataFrame(
+        {
+            "model": name,
+            "split": "as given",
+            "fold": 0,
+            "row": np.arange(len(table)),
+            "cpu_seconds": table[TARGET_COLUMN].to_numpy(),
+            "censored": table[CENSORED_COLUMN].to_numpy(),
+            "median": model.predict(X),
+        }
+    )
+    for level in levels:
+        frame[f"upper_{level}"] = model.predict_upper(X, level)
+    return frame
+
+
 def _rounded(value):
     if isinstance(value, dict):
         return {k: _rounded(v) for k, v in value.items()}
@@ -305,8 +330,16 @@ def write_report(
     confidence_level: float = 0.95,
     regressor_params: dict | None = None,
     progress: bool = True,
+    given_model: tuple[str, CPUTimeModel] | None = None,
 ) -> dict:
     """Run both evaluations and write metrics, tables and plots to ``out``.
+
+    Parameters
+    ----------
+    given_model : (str, CPUTimeModel), optional
+        A fitted model (name, model) scored as it is on every row of ``table`` (split
+        ``"as given"``), next to the cross-validated ones: e.g. the registry's champion on jobs
+        it has not seen.
 
     Returns
     -------
@@ -323,6 +356,10 @@ def write_report(
         regressor_params=regressor_params,
         progress=progress,
     )
+    if given_model is not None:
+        given = _given_model_predictions(table, *given_model, levels=_levels(predictions))
+        predictions = pd.concat([predictions, given], ignore_index=True)
+        metrics = summarize_predictions(predictions, confidence_level)
     predictions.to_csv(out / "twinkles_cv_predictions.csv", index=False)
     metrics.to_csv(out / "twinkles_cv_metrics.csv")
     plot_predicted_vs_actual(

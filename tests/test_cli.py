@@ -220,9 +220,51 @@ def test_train_with_a_missing_target_column(tmp_path, capsys):
 
 
 def test_every_command_has_help_with_an_example(capsys):
-    for command in ("features", "predict", "train", "evaluate", "build-default", "ingest", "runs",
-                    "retrain", "monitor", "serve", "slurm"):
+    for command in (
+        "features",
+        "predict",
+        "train",
+        "evaluate",
+        "build-default",
+        "ingest",
+        "runs",
+        "retrain",
+        "monitor",
+        "serve",
+        "slurm",
+    ):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
         assert "example:" in capsys.readouterr().out
+
+
+def test_evaluate_with_a_given_model_writes_metrics_and_plots(tmp_path, capsys):
+    table = pd.read_csv(ROOT / "features" / "twinkles_run1.csv").sample(160, random_state=1)
+    source = tmp_path / "jobs.csv"
+    table.to_csv(source, index=False)
+    report = tmp_path / "report"
+    status, out, err = run(
+        "evaluate",
+        source,
+        "--folds",
+        "2",
+        "--model",
+        ROOT / "models" / "default",
+        "-o",
+        report,
+        capsys=capsys,
+    )
+    assert status == ExitStatus.OK, err
+    summary = json.loads(out)
+    assert "default vdefault [as given]" in summary["twinkles_cv"]
+    assert "twinkles 2016 forest [kfold]" in summary["twinkles_cv"]
+    assert summary["phosim_runs"]["loro"]["killed_predicted_above"] == 1.0
+    for name in (
+        "predicted_vs_actual.png",
+        "coverage.png",
+        "tradeoff.png",
+        "runs_bright_star.png",
+        "metrics.json",
+    ):
+        assert (report / name).stat().st_size > 0
