@@ -424,15 +424,18 @@ def visit_features(
             )
         where = f"{source}:{position + 2}"
         rows.append({"obshistid": int(values["obshistid"]), **_conditions(values, commands, where)})
-    features = pd.DataFrame(rows, columns=["obshistid", *CONDITION_COLUMNS])
-    for column in CATALOG_COLUMNS:
-        features[column] = np.nan
-    if not sensors:
-        features.insert(1, "sensor", "")
-        return features
-    per_sensor = features.loc[features.index.repeat(len(sensors))].reset_index(drop=True)
-    per_sensor.insert(1, "sensor", list(sensors) * len(features))
-    return per_sensor
+    # One frame built at once: adding the catalog columns one by one costs more than the rest
+    # for the one-visit requests of the service.
+    no_catalog = dict.fromkeys(CATALOG_COLUMNS, np.nan)
+    columns = ["obshistid", "sensor", *CONDITION_COLUMNS, *CATALOG_COLUMNS]
+    return pd.DataFrame(
+        [
+            {**row, "sensor": sensor, **no_catalog}
+            for row in rows
+            for sensor in (sensors or [""])
+        ],
+        columns=columns,
+    )
 
 
 _VISIT_KEYS = (

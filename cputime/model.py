@@ -51,6 +51,11 @@ REGRESSOR_FEATURES = [
     "sky_mag_per_arcsec2",
 ]
 
+#: Booster settings of the sky correction, chosen by 5-fold CV on Twinkles Run 1 among a dozen
+#: settings of depth, rounds, learning rate and AFT scale (deeper trees follow the moon's
+#: geometry better: MAE 0.0346 against 0.0369 dex with the estimator's defaults).
+DEFAULT_REGRESSOR_PARAMS = {"max_depth": 6, "n_estimators": 300, "learning_rate": 0.03}
+
 #: When the runs are too few to calibrate the source part at the asked level, its upper bound
 #: falls back to this multiple (in log) of the largest leave-one-group-out error.
 SOURCE_FALLBACK_MULTIPLE = 1.5
@@ -159,7 +164,8 @@ class CPUTimeModel:
     confidence_level : float, default=0.95
         Default coverage of :meth:`predict_upper`.
     regressor_params : dict, optional
-        Parameters of the :class:`~cputime.estimator.CPUTimeRegressor` sky correction.
+        Parameters of the :class:`~cputime.estimator.CPUTimeRegressor` sky correction, over
+        :data:`DEFAULT_REGRESSOR_PARAMS`.
     random_state : int, default=0
         Seed.
 
@@ -231,7 +237,7 @@ class CPUTimeModel:
             prior=prior,
             feature_names=REGRESSOR_FEATURES,
             random_state=self.random_state,
-            **(self.regressor_params or {}),
+            **{**DEFAULT_REGRESSOR_PARAMS, **(self.regressor_params or {})},
         ).fit(rows_x, rows_y, rows_c)
         self.feature_names_in_ = np.asarray(self.sky_regressor_.feature_names_in_)
         return self
