@@ -144,8 +144,10 @@ def _plot(path: Path, holdout: pd.DataFrame, predictions: dict[str, pd.DataFrame
         ax.scatter(hours[~done], median[~done], s=14, marker=">", color="C3",
                    label="median, killed (actual is a lower bound)")
         ax.scatter(hours, upper, s=4, alpha=0.4, color="C2", label="upper bound")
-        lims = [max(min(hours.min(), median.min()) * 0.8, 1e-4),
-                max(hours.max(), upper.max()) * 1.2]
+        # An infinite upper bound (a calibration too small for the level) is not drawn.
+        finite_upper = upper[np.isfinite(upper)]
+        top = max(hours.max(), finite_upper.max() if finite_upper.size else hours.max())
+        lims = [max(min(hours.min(), median.min()) * 0.8, 1e-4), top * 1.2]
         ax.plot(lims, lims, "k-", lw=0.8)
         ax.set(xscale="log", yscale="log", xlim=lims, ylim=lims, title=label,
                xlabel="actual CPU [h, reference host]", ylabel="predicted CPU [h]")

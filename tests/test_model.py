@@ -9,7 +9,7 @@ from cputime.features import CATALOG_COLUMNS, FEATURE_COLUMNS
 from cputime.model import CPUTimeModel, MeasuredRuns
 from cputime.photons import sky_photons_per_sensor
 
-SMALL = {"n_estimators": 40, "cv": 3}
+SMALL = {"n_estimators": 40, "learning_rate": 0.2, "cv": 3}
 
 
 def _rows(n: int, rng, *, sky: bool, **fixed) -> pd.DataFrame:

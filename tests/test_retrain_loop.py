@@ -20,7 +20,7 @@ from cputime.runs import RunsStore
 REPO = Path(__file__).resolve().parents[1]
 TWINKLES = REPO / "cputime" / "data" / "twinkles_run1_train.csv"
 CATALOG_RUNS = REPO / "features" / "phosim_runs.csv"
-SMALL = {"n_estimators": 30, "cv": 3}
+SMALL = {"n_estimators": 30, "learning_rate": 0.2, "cv": 3}
 N_VISITS = 240
 
 
