@@ -59,6 +59,7 @@ __all__ = [
     "cross_val_predictions",
     "plot_coverage",
     "plot_predicted_vs_actual",
+    "plot_prediction_panels",
     "plot_tradeoff",
     "PARAM_GRID",
     "select_params",
@@ -393,26 +394,47 @@ def plot_predicted_vs_actual(
 
     ``models=None`` shows "aft+km" and "twinkles 2016 forest" if present, else the first model.
     """
-    import matplotlib.pyplot as plt
-
     data = _kfold(predictions)
     if models is None:
         present = list(dict.fromkeys(data["model"]))
         models = tuple(m for m in ("aft+km", "twinkles 2016 forest") if m in present)
         models = models or (present[0],)
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4.6), squeeze=False)
-    for ax, name in zip(axes[0], models, strict=True):
-        rows = data[data["model"] == name]
-        done = ~rows["censored"].to_numpy()
-        hours = rows["cpu_seconds"] / 3600.0
-        pred = rows["median"] / 3600.0
-        ax.scatter(hours[done], pred[done], s=6, alpha=0.6, label="finished")
+    plot_prediction_panels({name: data[data["model"] == name] for name in models}, path)
+
+
+def plot_prediction_panels(panels: Mapping[str, pd.DataFrame], path: str | Path) -> None:
+    """One log-log panel per entry: predicted median (and upper bound where given) against the
+    actual CPU hours, killed jobs marked.
+
+    Parameters
+    ----------
+    panels : mapping of str to DataFrame
+        Title -> rows with ``cpu_seconds`` [s], ``censored``, ``median`` [s] and optionally
+        ``upper`` [s]; an infinite upper bound is not drawn.
+    path : str or Path
+        PNG file.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.6), squeeze=False)
+    for ax, (name, rows) in zip(axes[0], panels.items(), strict=True):
+        done = ~rows["censored"].to_numpy(dtype=bool)
+        hours = rows["cpu_seconds"].to_numpy(dtype=float) / 3600.0
+        pred = rows["median"].to_numpy(dtype=float) / 3600.0
+        ax.scatter(hours[done], pred[done], s=6, alpha=0.6, label="median, finished")
         ax.scatter(hours[~done], pred[~done], s=14, marker=">", color="C3",
-                   label="killed at limit (actual is a lower bound)")
-        lims = [hours.min() * 0.8, max(hours.max(), pred.max()) * 1.2]
+                   label="median, killed at limit (actual is a lower bound)")
+        top = max(hours.max(), pred.max())
+        if "upper" in rows:
+            upper = rows["upper"].to_numpy(dtype=float) / 3600.0
+            finite = np.isfinite(upper)
+            ax.scatter(hours[finite], upper[finite], s=4, alpha=0.4, color="C2",
+                       label="upper bound")
+            top = max(top, upper[finite].max()) if finite.any() else top
+        lims = [max(min(hours.min(), pred.min()) * 0.8, 1e-4), top * 1.2]
         ax.plot(lims, lims, "k-", lw=0.8)
         ax.set(xscale="log", yscale="log", xlim=lims, ylim=lims, title=name,
-               xlabel="actual CPU [h, reference host]", ylabel="predicted median CPU [h]")
+               xlabel="actual CPU [h, reference host]", ylabel="predicted CPU [h]")
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

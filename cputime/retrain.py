@@ -131,30 +131,13 @@ def _redacted(uri: str) -> str:
 
 
 def _plot(path: Path, holdout: pd.DataFrame, predictions: dict[str, pd.DataFrame]) -> None:
-    import matplotlib.pyplot as plt
+    from cputime.evaluate import plot_prediction_panels
 
-    hours = holdout["cpu_seconds_ref"].to_numpy() / 3600.0
-    done = ~holdout["censored"].to_numpy(dtype=bool)
-    fig, axes = plt.subplots(1, len(predictions), figsize=(5 * len(predictions), 4.6),
-                             squeeze=False)
-    for ax, (label, pred) in zip(axes[0], predictions.items(), strict=True):
-        median = pred["median"].to_numpy() / 3600.0
-        upper = pred["upper"].to_numpy() / 3600.0
-        ax.scatter(hours[done], median[done], s=8, alpha=0.6, label="median, finished")
-        ax.scatter(hours[~done], median[~done], s=14, marker=">", color="C3",
-                   label="median, killed (actual is a lower bound)")
-        ax.scatter(hours, upper, s=4, alpha=0.4, color="C2", label="upper bound")
-        # An infinite upper bound (a calibration too small for the level) is not drawn.
-        finite_upper = upper[np.isfinite(upper)]
-        top = max(hours.max(), finite_upper.max() if finite_upper.size else hours.max())
-        lims = [max(min(hours.min(), median.min()) * 0.8, 1e-4), top * 1.2]
-        ax.plot(lims, lims, "k-", lw=0.8)
-        ax.set(xscale="log", yscale="log", xlim=lims, ylim=lims, title=label,
-               xlabel="actual CPU [h, reference host]", ylabel="predicted CPU [h]")
-        ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    actual = {"cpu_seconds": holdout["cpu_seconds_ref"].to_numpy(),
+              "censored": holdout["censored"].to_numpy(dtype=bool)}
+    panels = {label: pred.reset_index(drop=True).assign(**actual)
+              for label, pred in predictions.items()}
+    plot_prediction_panels(panels, path)
 
 
 def retrain(
