@@ -31,6 +31,7 @@ from cputime.conformal import (
 )
 from cputime.cost import PhosimCostModel
 from cputime.estimator import CPUTimeRegressor
+from cputime.features import FEATURE_COLUMNS
 from cputime.modelio import register_prior_kind
 from cputime.photons import sky_photons_per_sensor
 from cputime.sky import dark_sky_mag
@@ -282,8 +283,6 @@ class CPUTimeModel:
 
     @staticmethod
     def _all_columns(X: pd.DataFrame) -> list[str]:
-        from cputime.features import FEATURE_COLUMNS
-
         return [c for c in FEATURE_COLUMNS if c in X.columns]
 
     def _source_seconds_runs_host(self, X: pd.DataFrame) -> np.ndarray:
