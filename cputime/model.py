@@ -272,9 +272,9 @@ class CPUTimeModel:
         frame = pd.concat(frames, ignore_index=True)
         total = np.concatenate(targets)
         flag = np.concatenate(flags)
-        rest = host * self._source_seconds_runs_host(frame)
-        sky = self.cost_model_.predict_parts(frame)["sky"].to_numpy()
-        keep = sky > 0
+        parts = self.cost_model_.predict_parts(frame)
+        rest = host * parts[_SOURCE_PARTS].sum(axis=1).to_numpy()
+        keep = parts["sky"].to_numpy() > 0
         # Production jobs are sky-dominated; a job whose sources alone exceed its CPU says
         # nothing about the sky and is left out rather than given a negative sky time.
         sky_seconds = total - rest
@@ -284,9 +284,6 @@ class CPUTimeModel:
     @staticmethod
     def _all_columns(X: pd.DataFrame) -> list[str]:
         return [c for c in FEATURE_COLUMNS if c in X.columns]
-
-    def _source_seconds_runs_host(self, X: pd.DataFrame) -> np.ndarray:
-        return self.cost_model_.predict_parts(X)[_SOURCE_PARTS].sum(axis=1).to_numpy()
 
     # ------------------------------------------------------------------------------ predict
     def predict_frame(self, X: pd.DataFrame, confidence_level: float | None = None) -> pd.DataFrame:
