@@ -17,7 +17,16 @@ from cputime.errors import located
 __all__ = ["PhosimCommands", "read_commands", "parse_commands", "COST_KEYS", "KNOWN_PHOSIM_KEYS"]
 
 #: Keys read with their types, because they change what a run costs.
-COST_KEYS = ("zenith_v", "domelight", "vistime", "nsnap", "checkpointtotal", "checkpointcount")
+COST_KEYS = (
+    "zenith_v",
+    "domelight",
+    "vistime",
+    "nsnap",
+    "checkpointtotal",
+    "checkpointcount",
+    "straylight",
+    "straylightcut",
+)
 
 #: Keys PhoSim 3.4's raytrace and atmosphere steps read from a commands file (from
 #: ``source/raytrace/observation.cpp`` and ``source/atmosphere/atmosphere.cpp``), plus the
@@ -69,6 +78,10 @@ class PhosimCommands:
         bin, not evenly).
     checkpointcount : int or None
         Which checkpoint (0..checkpointtotal) this run computes.
+    straylight : int or None
+        0 turns PhoSim's stray-light tracing of bright stars off (PhoSim's default is 1).
+    straylightcut : float or None
+        Stars brighter than this magnorm get stray-light tracing [mag] (PhoSim's default 10).
     values : dict[str, str]
         Every key with its value text as written (``''`` for a command with no value, such as
         ``cleareverything``), in file order, the last value of a repeated key.
@@ -84,6 +97,8 @@ class PhosimCommands:
     nsnap: int | None = None
     checkpointtotal: int | None = None
     checkpointcount: int | None = None
+    straylight: int | None = None
+    straylightcut: float | None = None
     values: dict[str, str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
     source: str = "<commands>"
@@ -153,16 +168,18 @@ def parse_commands(text: str, *, source: str = "<commands>") -> PhosimCommands:
             problem = "missing value" if len(words) == 1 else f"one value expected, got {raw!r}"
             raise located(source, number, f"{key}: {problem}")
     typed: dict[str, float | int] = {}
-    for key in ("zenith_v", "domelight", "vistime"):
+    for key in ("zenith_v", "domelight", "vistime", "straylightcut"):
         if key in values:
             typed[key] = _number(source, lines[key], key, values[key])
     if typed.get("vistime", 1.0) <= 0:
         raise located(source, lines["vistime"], f"vistime: {values['vistime']!r} is not > 0 s")
     if "nsnap" in values:
         typed["nsnap"] = _count(source, lines["nsnap"], "nsnap", values["nsnap"], 1)
-    for key in ("checkpointtotal", "checkpointcount"):
+    for key in ("checkpointtotal", "checkpointcount", "straylight"):
         if key in values:
             typed[key] = _count(source, lines[key], key, values[key], 0)
+    if typed.get("straylight", 0) > 1:
+        raise located(source, lines["straylight"], "straylight: 0 (off) or 1 (on) expected")
     total = typed.get("checkpointtotal", 0)
     if typed.get("checkpointcount", 0) > total:
         raise located(

@@ -2,122 +2,181 @@
 
 The data-driven model (:mod:`cputime.estimator`) learns from production times how sky conditions
 change the cost, but production runs of one field cannot tell what catalog content costs. This
-module supplies that part from first principles plus measured PhoSim runs:
+module supplies that part from PhoSim's source plus measured PhoSim runs:
 
-``cpu = setup + filter_factor * (star + galaxy + bright_stars + sky)``, where
+``cpu = setup + filter_factor * (star + galaxy + bright_star_bundles + bright_star_straylight
++ sky)``, where
 
 - ``setup``: fixed cost of a job (atmosphere screens, optics set-up, trim), per snap [s];
 - ``star``, ``galaxy``: cost per photon of faint stars and of galaxies, times their photons;
-- ``bright_stars``: stars brighter than 16 mag one by one, whose cost grows less than linearly with
-  their photons (saturated pixels stop the photon loop early), ``c N (1 + N/N_sat)^(beta - 1)``;
+- ``bright_star_bundles``: stars brighter than 16 mag one by one. PhoSim traces a saturating
+  star's photons in bundles (``sourceSaturation``/``sourceOver`` in ``photonloop.cpp``), so its
+  cost grows less than linearly with its photons: ``c N (1 + N/N_sat)^(beta - 1)``;
+- ``bright_star_straylight``: a star brighter than PhoSim's ``straylightcut`` (magnorm 10 unless
+  the commands file says otherwise; ``straylight 0`` turns the path off) has every photon of its
+  bundles traced again through the stray-light path, a cost linear in its photons;
 - ``sky``: a fixed cost when the sky is on (PhoSim generates ~10^4 sky "sources" per sensor) plus
   a cost per sky photon;
 - ``filter_factor``: how much more a photon costs in the visit's filter than in r (photons that
   reach the silicon in y travel deeper and are traced longer; in u most die early).
 
 Every part is a parameter of :class:`PhosimCostModel`; :meth:`PhosimCostModel.fit` fits them to
-measured runs (censored runs as lower bounds), and the defaults are the values fitted on the
-project's PhoSim 3.4 runs, so the model is usable without fitting.
+measured runs (censored runs as lower bounds). :meth:`PhosimCostModel.source_type_seconds` spreads
+the source parts over PhoSim's 73 source types, for checkpoint plans (:mod:`cputime.checkpoints`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
-from cputime.photons import N_BRIGHT_STAR_SLOTS, source_photons
+from cputime.checkpoints import (
+    N_SOURCE_TYPES,
+    SOURCE_TYPE_PHOTON_COLUMNS,
+    SOURCE_TYPES_WITH_PHOTON_COLUMNS,
+    source_type_of_magnitude,
+)
+from cputime.photons import DEFAULT_STRAYLIGHT_CUT_MAG, N_BRIGHT_STAR_SLOTS, source_photons
 
-__all__ = ["PhosimCostModel", "FILTER_WAVELENGTH_NM", "COST_PARTS"]
+__all__ = [
+    "PhosimCostModel",
+    "FILTER_WAVELENGTH_NM",
+    "COST_PARTS",
+    "SOURCE_PARTS",
+    "DEFAULT_PARAMETERS",
+]
 
 #: Effective wavelengths of the LSST filters u g r i z y [nm], used to interpolate the filter
 #: factor for filters without measured runs.
 FILTER_WAVELENGTH_NM = np.array([367.0, 482.0, 622.0, 755.0, 869.0, 971.0])
 
 #: Names of the cost parts returned by :meth:`PhosimCostModel.predict_parts`.
-COST_PARTS = ("setup", "star", "galaxy", "bright_stars", "sky")
+COST_PARTS = (
+    "setup",
+    "star",
+    "galaxy",
+    "bright_star_bundles",
+    "bright_star_straylight",
+    "sky",
+)
 
-#: The parameters, with the values fitted on the project's 23 PhoSim 3.4 runs
-#: (``features/phosim_runs.csv``; a 2-core AMD EPYC host, one thread): the model's values
-#: before any fit and the starting point of :meth:`PhosimCostModel.fit`. Seconds, seconds per
-#: photon, photons, and natural logs of the filter factors.
+#: The parts that catalog content and the job's set-up cost (everything but the sky).
+SOURCE_PARTS = COST_PARTS[:-1]
+
+#: Filter factor parameters (log of the cost of a photon relative to r), by filter index.
+FILTER_PARAMETERS = {
+    0: "log_filter_factor_u",
+    1: "log_filter_factor_g",
+    3: "log_filter_factor_i",
+    4: "log_filter_factor_z",
+    5: "log_filter_factor_y",
+}
+
+#: Starting values of :meth:`PhosimCostModel.fit` (and the values of an unfitted model): the
+#: fit on the project's PhoSim 3.4 runs (``features/phosim_runs.csv``; a 2-core AMD EPYC host,
+#: one thread). Seconds, seconds per photon, photons, and natural logs of the filter factors.
 DEFAULT_PARAMETERS = {
     "setup_seconds_per_snap": 48.7,
     "seconds_per_star_photon": 7.00e-7,
     "seconds_per_galaxy_photon": 6.71e-7,
     "bright_star_saturation_photons": 4.58e7,
     "bright_star_photon_exponent": 0.438,
+    "seconds_per_straylight_photon": 9.4e-8,
     "sky_setup_seconds_per_snap": 177.7,
     "seconds_per_sky_photon": 3.82e-8,
     "log_filter_factor_u": -1.285,
+    "log_filter_factor_g": -0.60,
     "log_filter_factor_i": 0.129,
+    "log_filter_factor_z": 0.35,
     "log_filter_factor_y": 0.574,
 }
 
-#: Values for parameters that the runs given to :meth:`PhosimCostModel.fit` cannot constrain:
-#: what is assumed without a measurement (a photon costs the same in every filter; a bright
-#: star costs in proportion to its photons). Galaxies without data cost what stars cost.
+#: What a fit assumes for a part its runs do not measure, chosen on the expensive side so that a
+#: walltime is not cut by a guess: a bright star without a saturation run costs in proportion to
+#: its photons (no bundling); a stray-light photon without a run below the cut costs what an
+#: unsaturated photon costs (PhoSim traces every photon of the bundle again). Filters without
+#: runs are interpolated (or extrapolated) in wavelength from the measured ones.
 NEUTRAL_PARAMETERS = {
     "bright_star_saturation_photons": 1e30,
     "bright_star_photon_exponent": 1.0,
-    "log_filter_factor_u": 0.0,
-    "log_filter_factor_i": 0.0,
-    "log_filter_factor_y": 0.0,
 }
 
-#: Filters whose factor is fitted; the others are interpolated in wavelength (r is 1 by definition).
-_FITTED_FILTERS = {0: "log_filter_factor_u", 3: "log_filter_factor_i", 5: "log_filter_factor_y"}
 
-
-@dataclass
 class PhosimCostModel:
     """PhoSim CPU time as a sum of named parts, on the host the runs were measured on.
 
     Parameters
     ----------
     parameters : dict, optional
-        Values for the keys of :data:`DEFAULT_PARAMETERS`; missing keys take the defaults.
+        Starting values for the keys of :data:`DEFAULT_PARAMETERS`; missing keys take the
+        defaults. An unfitted model predicts with them.
     fixed : tuple of str
-        Parameters kept at their value by :meth:`fit` (e.g. those the data cannot constrain).
+        Parameters kept at their starting value by :meth:`fit`.
 
     Attributes
     ----------
     parameters_ : dict
-        Parameters after :meth:`fit` (or the given ones when not fitted).
+        Parameters after :meth:`fit`.
+    measured_filters_ : list of int
+        Filters whose factor was fitted (r is 1 by definition); the others are interpolated.
     n_fit_runs_ : int
-        Runs used by the last fit (0 when not fitted).
+        Runs used by the last fit.
     """
 
-    parameters: dict | None = None
-    fixed: tuple[str, ...] = ()
+    def __init__(self, parameters: dict | None = None, fixed: tuple[str, ...] = ()):
+        self.parameters = parameters
+        self.fixed = fixed
 
-    def __post_init__(self) -> None:
-        self.parameters_ = {**DEFAULT_PARAMETERS, **(self.parameters or {})}
-        self.n_fit_runs_ = 0
+    def _values(self) -> dict:
+        """Fitted parameters, or the starting ones for a model that was not fitted."""
+        fitted = getattr(self, "parameters_", None)
+        return fitted if fitted is not None else self._start()
+
+    def _start(self) -> dict:
+        unknown = set(self.parameters or {}) - set(DEFAULT_PARAMETERS)
+        if unknown:
+            raise ValueError(f"unknown cost-model parameters: {sorted(unknown)}")
+        return {**DEFAULT_PARAMETERS, **(self.parameters or {})}
 
     # ----------------------------------------------------------------------------------------
     def filter_factor(self, filters: np.ndarray) -> np.ndarray:
         """Cost of a photon in each filter relative to r [unitless]."""
-        p = self.parameters_
-        known_filters = [0, 2, 3, 5]
-        known_logs = [p[_FITTED_FILTERS[0]], 0.0, p[_FITTED_FILTERS[3]], p[_FITTED_FILTERS[5]]]
-        logs = np.interp(
-            FILTER_WAVELENGTH_NM,
-            FILTER_WAVELENGTH_NM[known_filters],
-            np.asarray(known_logs, dtype=float),
-        )
+        p = self._values()
+        logs = np.array([p[FILTER_PARAMETERS[f]] if f != 2 else 0.0 for f in range(6)])
         index = np.clip(np.nan_to_num(np.asarray(filters, dtype=float), nan=2.0), 0, 5)
         return np.exp(logs[index.astype(int)])
 
-    def bright_star_seconds(self, photons: np.ndarray) -> np.ndarray:
-        """Raytrace cost in r of single bright stars with the given photon counts [s]."""
-        p = self.parameters_
+    def bright_star_bundle_seconds(self, photons: np.ndarray) -> np.ndarray:
+        """Raytrace cost in r of single saturating stars traced in bundles [s].
+
+        Parameters
+        ----------
+        photons : array_like
+            Photons of each star [photons].
+        """
+        p = self._values()
         photons = np.nan_to_num(np.asarray(photons, dtype=float), nan=0.0)
         log_saturation = np.log1p(photons / p["bright_star_saturation_photons"])
         exponent = p["bright_star_photon_exponent"] - 1.0
         return p["seconds_per_star_photon"] * photons * np.exp(exponent * log_saturation)
+
+    def straylight_seconds(
+        self, photons: np.ndarray, magnorm: np.ndarray, straylight_cut_mag: np.ndarray
+    ) -> np.ndarray:
+        """Stray-light cost in r of stars brighter than PhoSim's ``straylightcut`` [s].
+
+        Parameters
+        ----------
+        photons : array_like
+            Photons of each star [photons].
+        magnorm : array_like
+            Magnitude of each star [mag].
+        straylight_cut_mag : array_like
+            ``straylightcut`` of the run [mag]; ``-inf`` when ``straylight 0``.
+        """
+        below = np.nan_to_num(np.asarray(magnorm, dtype=float), nan=np.inf) < straylight_cut_mag
+        photons = np.nan_to_num(np.asarray(photons, dtype=float), nan=0.0)
+        return np.where(below, self._values()["seconds_per_straylight_photon"] * photons, 0.0)
 
     def sky_seconds(
         self, sky_photons: np.ndarray, filter_factor: np.ndarray, nsnap: np.ndarray
@@ -133,11 +192,26 @@ class PhosimCostModel:
         nsnap : array_like
             Snaps [unitless].
         """
-        p = self.parameters_
+        p = self._values()
         sky_photons = np.asarray(sky_photons, dtype=float)
         cost = p["sky_setup_seconds_per_snap"] * np.asarray(nsnap, dtype=float)
         cost = cost + filter_factor * p["seconds_per_sky_photon"] * sky_photons
         return np.where(sky_photons > 0, cost, 0.0)
+
+    def _bright_star_slots(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Bundle and stray-light cost in r of each bright-star slot, shape (n, slots) [s]."""
+        exposure = _column(features, "exposure_seconds", 0.0)[:, None]
+        cut = _column(features, "straylight_cut_mag", DEFAULT_STRAYLIGHT_CUT_MAG)[:, None]
+        mags = np.column_stack(
+            [
+                _column(features, f"bright_star_mag_{k}", np.nan)
+                for k in range(1, N_BRIGHT_STAR_SLOTS + 1)
+            ]
+        )
+        photons = np.where(
+            np.isnan(mags), 0.0, source_photons(np.nan_to_num(mags, nan=99.0), exposure)
+        )
+        return self.bright_star_bundle_seconds(photons), self.straylight_seconds(photons, mags, cut)
 
     def predict_parts(self, features: pd.DataFrame) -> pd.DataFrame:
         """CPU seconds of each part for each row of a features table.
@@ -153,32 +227,75 @@ class PhosimCostModel:
         pandas.DataFrame
             One column per name of :data:`COST_PARTS` [s, on the measuring host].
         """
-        p = self.parameters_
+        p = self._values()
         f = features
         nsnap = _column(f, "nsnap", 1.0)
         factor = self.filter_factor(_column(f, "filter", 2.0))
-        exposure = _column(f, "exposure_seconds", 0.0)
-        bright = np.zeros(len(f))
-        for k in range(1, N_BRIGHT_STAR_SLOTS + 1):
-            mags = _column(f, f"bright_star_mag_{k}", np.nan)
-            bright += self.bright_star_seconds(
-                np.where(
-                    np.isnan(mags), 0.0, source_photons(np.nan_to_num(mags, nan=99.0), exposure)
-                )
-            )
-        sky_photons = _column(f, "sky_photons", 0.0)
+        bundles, straylight = self._bright_star_slots(f)
         parts = {
             "setup": p["setup_seconds_per_snap"] * nsnap,
             "star": factor * p["seconds_per_star_photon"] * _column(f, "faint_star_photons", 0.0),
             "galaxy": factor * p["seconds_per_galaxy_photon"] * _column(f, "galaxy_photons", 0.0),
-            "bright_stars": factor * bright,
-            "sky": self.sky_seconds(sky_photons, factor, nsnap),
+            "bright_star_bundles": factor * bundles.sum(axis=1),
+            "bright_star_straylight": factor * straylight.sum(axis=1),
+            "sky": self.sky_seconds(_column(f, "sky_photons", 0.0), factor, nsnap),
         }
         return pd.DataFrame(parts, index=features.index)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Total CPU seconds on the measuring host [s]."""
         return self.predict_parts(features).sum(axis=1).to_numpy()
+
+    def source_type_seconds(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The catalog's cost spread over PhoSim's source types (not the sky, not the set-up).
+
+        Parameters
+        ----------
+        features : pandas.DataFrame
+            As for :meth:`predict_parts`; the ``photons_source_type_*`` columns place the faint
+            stars and galaxies in their magnitude bins.
+
+        Returns
+        -------
+        by_type : numpy.ndarray, shape (n, 73)
+            Star, galaxy and bright-star cost of each source type [s, measuring host].
+        unplaced : numpy.ndarray, shape (n,)
+            Faint-star and galaxy cost of rows without per-type photons (older feature tables):
+            its bins are unknown, so a checkpoint plan must count it in every segment [s].
+        """
+        parts = self.predict_parts(features)
+        n = len(features)
+        factor = self.filter_factor(_column(features, "filter", 2.0))
+        by_type = np.zeros((n, N_SOURCE_TYPES))
+        bundles, straylight = self._bright_star_slots(features)
+        slot_types = source_type_of_magnitude(
+            np.column_stack(
+                [
+                    _column(features, f"bright_star_mag_{k}", 99.0)
+                    for k in range(1, N_BRIGHT_STAR_SLOTS + 1)
+                ]
+            )
+        )
+        rows = np.repeat(np.arange(n), N_BRIGHT_STAR_SLOTS)
+        np.add.at(
+            by_type, (rows, slot_types.ravel()), (factor[:, None] * (bundles + straylight)).ravel()
+        )
+        faint = (parts["star"] + parts["galaxy"]).to_numpy()
+        photons = np.column_stack(
+            [_column(features, c, np.nan) for c in SOURCE_TYPE_PHOTON_COLUMNS]
+        )
+        total = np.nansum(photons, axis=1)
+        known = ~np.isnan(photons).all(axis=1) & (total > 0)
+        share = np.divide(
+            np.nan_to_num(photons),
+            total[:, None],
+            where=total[:, None] > 0,
+            out=np.zeros_like(photons),
+        )
+        by_type[:, SOURCE_TYPES_WITH_PHOTON_COLUMNS] += np.where(
+            known[:, None], share * faint[:, None], 0.0
+        )
+        return by_type, np.where(known, 0.0, faint)
 
     # ----------------------------------------------------------------------------------------
     def fit(
@@ -203,61 +320,70 @@ class PhosimCostModel:
         -----
         Least squares in log10 CPU. A censored run adds a residual only when the model predicts
         less than the CPU it had already used (a one-sided, hinge residual). Parameters are fitted
-        on a log scale (positive), and parameters the runs cannot constrain (no run of their
-        kind) take the values of :data:`NEUTRAL_PARAMETERS` (or keep their value when it has no
-        neutral one, as for the sky costs), so that a fit never borrows from runs it was not given.
+        on a log scale (positive). A parameter that no finished run constrains takes its value
+        in :data:`NEUTRAL_PARAMETERS`, the stray-light cost that of an unsaturated photon, and a
+        filter without runs is interpolated in wavelength, so that a fit never borrows from runs
+        it was not given.
         """
+        from scipy.optimize import least_squares
+
         y = np.log10(np.asarray(cpu_seconds, dtype=float))
         cens = np.zeros(len(y), bool) if censored is None else np.asarray(censored, bool)
+        self.parameters_ = self._start()
+        self.measured_filters_ = sorted(
+            f
+            for f in FILTER_PARAMETERS
+            if _has_finished(cens, _column(features, "filter", 2.0) == f)
+        )
         free = [n for n in DEFAULT_PARAMETERS if n not in self.fixed]
-        names = [n for n in free if self._informed(n, features)]
-        for name in set(free) - set(names):
+        names = [n for n in free if self._informed(n, features, cens)]
+        derived = [n for n in free if n not in names]
+        for name in derived:
             if name in NEUTRAL_PARAMETERS:
                 self.parameters_[name] = NEUTRAL_PARAMETERS[name]
-        start = np.array([self._to_free(n, self.parameters_[n]) for n in names])
+        start = np.array([_to_free(n, self.parameters_[n]) for n in names])
 
         def residuals(free: np.ndarray) -> np.ndarray:
             for name, value in zip(names, free, strict=True):
-                self.parameters_[name] = self._from_free(name, value)
+                self.parameters_[name] = _from_free(name, value)
+            self._derive(derived)
             pred = np.log10(np.maximum(self.predict(features), 1e-9))
             r = pred - y
             return np.where(cens, np.minimum(r, 0.0), r)
 
         solution = least_squares(residuals, start, method="trf", loss="soft_l1", f_scale=0.1)
         residuals(solution.x)
-        if "seconds_per_galaxy_photon" in free and "seconds_per_galaxy_photon" not in names:
-            self.parameters_["seconds_per_galaxy_photon"] = self.parameters_[
-                "seconds_per_star_photon"
-            ]
         self.n_fit_runs_ = len(y)
         return self
 
-    @staticmethod
-    def _to_free(name: str, value: float) -> float:
-        return value if name.startswith("log_") else np.log(value)
+    def _derive(self, names: list[str]) -> None:
+        """Parameters no finished run measures, from the fitted ones (see :meth:`fit`)."""
+        p = self.parameters_
+        for name in ("seconds_per_galaxy_photon", "seconds_per_straylight_photon"):
+            if name in names:
+                p[name] = p["seconds_per_star_photon"]
+        measured = [2, *self.measured_filters_]
+        logs = np.array([0.0 if f == 2 else p[FILTER_PARAMETERS[f]] for f in measured])
+        for f, name in FILTER_PARAMETERS.items():
+            if name in names:
+                p[name] = _log_factor_in_wavelength(f, np.array(measured), logs)
 
-    @staticmethod
-    def _from_free(name: str, value: float) -> float:
-        return float(value if name.startswith("log_") else np.exp(value))
-
-    @staticmethod
-    def _informed(name: str, features: pd.DataFrame) -> bool:
-        """Whether the runs hold anything that constrains a parameter."""
-        filters = set(features.get("filter", pd.Series(dtype=float)).dropna().astype(int))
-        for code, param in _FITTED_FILTERS.items():
+    def _informed(self, name: str, features: pd.DataFrame, censored: np.ndarray) -> bool:
+        """Whether finished runs hold anything that constrains a parameter."""
+        for code, param in FILTER_PARAMETERS.items():
             if name == param:
-                return code in filters
-        sky = features.get("sky_photons", pd.Series(dtype=float)).fillna(0) > 0
+                return code in self.measured_filters_
         if name in ("sky_setup_seconds_per_snap", "seconds_per_sky_photon"):
-            return int(sky.sum()) >= 2
+            # Two sky runs, killed ones included: their lower bounds keep the fit honest.
+            return int((_column(features, "sky_photons", 0.0) > 0).sum()) >= 2
         if name == "seconds_per_galaxy_photon":
-            return bool(
-                (features.get("galaxy_photons", pd.Series(dtype=float)).fillna(0) > 0).any()
-            )
+            return _has_finished(censored, _column(features, "galaxy_photons", 0.0) > 0)
+        if name == "seconds_per_straylight_photon":
+            _, straylight = self._bright_star_slots(features)
+            return _has_finished(censored, straylight.sum(axis=1) > 0)
         if name.startswith("bright_star"):
-            return bool(
-                features.get("bright_star_mag_1", pd.Series(dtype=float)).notna().sum() >= 2
-            )
+            bright = ~np.isnan(_column(features, "bright_star_mag_1", np.nan))
+            return int((bright & ~censored).sum()) >= 2
         return True
 
     # ----------------------------------------------------------------------------------------
@@ -265,19 +391,50 @@ class PhosimCostModel:
         """JSON-ready description (see :mod:`cputime.modelio`)."""
         return {
             "kind": "phosim_cost",
-            "parameters": dict(self.parameters_),
+            "parameters": dict(self._values()),
             "fixed": list(self.fixed),
-            "n_fit_runs": self.n_fit_runs_,
+            "measured_filters": list(getattr(self, "measured_filters_", [])),
+            "n_fit_runs": getattr(self, "n_fit_runs_", 0),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> PhosimCostModel:
-        unknown = set(data.get("parameters", {})) - set(DEFAULT_PARAMETERS)
-        if unknown:
-            raise ValueError(f"unknown cost-model parameters: {sorted(unknown)}")
+        """A fitted model from :meth:`to_dict`'s description."""
         model = cls(parameters=data.get("parameters"), fixed=tuple(data.get("fixed", ())))
+        model.parameters_ = model._start()
+        model.measured_filters_ = [int(f) for f in data.get("measured_filters", [])]
         model.n_fit_runs_ = int(data.get("n_fit_runs", 0))
         return model
+
+
+def _to_free(name: str, value: float) -> float:
+    return value if name.startswith("log_") else np.log(value)
+
+
+def _from_free(name: str, value: float) -> float:
+    return float(value if name.startswith("log_") else np.exp(value))
+
+
+def _has_finished(censored: np.ndarray, mask: np.ndarray) -> bool:
+    return bool((mask & ~censored).any())
+
+
+def _log_factor_in_wavelength(filter_index: int, measured: np.ndarray, logs: np.ndarray) -> float:
+    """Log filter factor of a filter without runs [ln], linear in wavelength between the measured
+    filters and extended beyond them with the slope of the nearest two (flat with only r)."""
+    order = np.argsort(FILTER_WAVELENGTH_NM[measured])
+    waves, logs = FILTER_WAVELENGTH_NM[measured][order], logs[order]
+    wave = FILTER_WAVELENGTH_NM[filter_index]
+    if len(waves) == 1:
+        return float(logs[0])
+    if wave < waves[0]:
+        i, j = 0, 1
+    elif wave > waves[-1]:
+        i, j = -2, -1
+    else:
+        return float(np.interp(wave, waves, logs))
+    slope = (logs[j] - logs[i]) / (waves[j] - waves[i])
+    return float(logs[i] + slope * (wave - waves[i]))
 
 
 def _column(frame: pd.DataFrame, name: str, default: float) -> np.ndarray:

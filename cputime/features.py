@@ -25,10 +25,16 @@ import pandas as pd
 
 from cputime import focalplane
 from cputime.catalog import CatalogHeader, iter_object_chunks, read_header
+from cputime.checkpoints import (
+    SOURCE_TYPE_PHOTON_COLUMNS,
+    SOURCE_TYPES_WITH_PHOTON_COLUMNS,
+    source_type_of_magnitude,
+)
 from cputime.commands import PhosimCommands
 from cputime.errors import InputError
 from cputime.photons import (
     BRIGHT_STAR_MAG,
+    DEFAULT_STRAYLIGHT_CUT_MAG,
     N_BRIGHT_STAR_SLOTS,
     open_shutter_seconds,
     sky_photons_per_sensor,
@@ -46,7 +52,7 @@ __all__ = [
 ]
 
 #: Bumped whenever a feature's definition changes, and stored with ingested runs.
-FEATURE_CODE_VERSION = "1"
+FEATURE_CODE_VERSION = "2"
 
 #: Radius around a sensor's edge within which bright stars are reported as "near" [arcmin].
 NEAR_RADIUS_ARCMIN = 90.0
@@ -65,6 +71,7 @@ CONDITION_COLUMNS: tuple[str, ...] = (
     "seeing",
     "sky_mag_per_arcsec2",
     "sky_photons",
+    "straylight_cut_mag",
 )
 
 CATALOG_COLUMNS: tuple[str, ...] = (
@@ -84,6 +91,7 @@ CATALOG_COLUMNS: tuple[str, ...] = (
     "galaxy_photons",
     "faint_star_photons",
     *(f"bright_star_mag_{k}" for k in range(1, N_BRIGHT_STAR_SLOTS + 1)),
+    *SOURCE_TYPE_PHOTON_COLUMNS,
 )
 
 FEATURE_COLUMNS: tuple[str, ...] = CONDITION_COLUMNS + CATALOG_COLUMNS
@@ -132,7 +140,15 @@ def _conditions(
         "seeing": _nan_if_none(values.get("seeing")),
         "sky_mag_per_arcsec2": sky,
         "sky_photons": float(sky_photons_per_sensor(sky, exposure)),
+        "straylight_cut_mag": _straylight_cut_mag(cmd),
     }
+
+
+def _straylight_cut_mag(overrides: dict) -> float:
+    """Magnorm below which PhoSim traces stray light [mag]; -inf when ``straylight 0``."""
+    if overrides.get("straylight") == 0:
+        return float("-inf")
+    return float(overrides.get("straylightcut", DEFAULT_STRAYLIGHT_CUT_MAG))
 
 
 #: PhoSim 3.4's default zenith sky brightness in V [mag/arcsec^2] (raytrace/observation.cpp;
@@ -198,6 +214,8 @@ class _SensorAccumulator:
         self.n_trimmed = np.zeros(n, dtype=np.int64)
         self.faint_star_photons = np.zeros(n)
         self.galaxy_photons = np.zeros(n)
+        # Photons of the same sources by PhoSim source type, for checkpoint plans.
+        self.type_photons = np.zeros(n * _N_PHOTON_TYPES)
         # Stars brighter than BRIGHT_STAR_MAG are few: keep them for an exact pass at the end.
         self.bright_x: list[np.ndarray] = []
         self.bright_y: list[np.ndarray] = []
@@ -228,6 +246,7 @@ class _SensorAccumulator:
         rest = ~bright & front
         xr, yr, mr, pr = x_mm[rest], y_mm[rest], magnorm[rest], is_point[rest]
         photons = source_photons(mr, exposure_s)
+        types = _photon_type_index(mr)
         margin = focalplane.trim_margin_pixels(mr) * focalplane.PIXEL_SIZE_MM
         centre = np.where(front[rest], on[rest], -1)
         seen = [centre]
@@ -244,6 +263,11 @@ class _SensorAccumulator:
             )
             self.galaxy_photons += np.bincount(
                 idx[ok & ~pr], weights=photons[ok & ~pr], minlength=n
+            )
+            self.type_photons += np.bincount(
+                idx[ok] * _N_PHOTON_TYPES + types[ok],
+                weights=photons[ok],
+                minlength=n * _N_PHOTON_TYPES,
             )
 
     def finish(self, sensors: Sequence[str], exposure_s: float) -> dict[str, np.ndarray]:
@@ -270,6 +294,7 @@ class _SensorAccumulator:
         }
         slots = np.full((k, N_BRIGHT_STAR_SLOTS), np.nan)
         extra_star_photons = np.zeros(k)
+        type_photons = self.type_photons.reshape(-1, _N_PHOTON_TYPES)[index]
         margin_mm = focalplane.trim_margin_pixels(bm) * focalplane.PIXEL_SIZE_MM
         for row, sensor in enumerate(sensors):
             dist_mm = focalplane.distance_to_sensor_mm(bx, by, sensor)
@@ -284,14 +309,27 @@ class _SensorAccumulator:
             out["n_trimmed_sources"][row] += kept.size
             slots[row, : min(kept.size, N_BRIGHT_STAR_SLOTS)] = kept[:N_BRIGHT_STAR_SLOTS]
             # Stars beyond the individually tracked slots count with the faint ones.
-            extra_star_photons[row] = source_photons(kept[N_BRIGHT_STAR_SLOTS:], exposure_s).sum()
+            extra = kept[N_BRIGHT_STAR_SLOTS:]
+            extra_photons = source_photons(extra, exposure_s)
+            extra_star_photons[row] = extra_photons.sum()
+            np.add.at(type_photons[row], _photon_type_index(extra), extra_photons)
         out["faint_star_photons"] = out["faint_star_photons"] + extra_star_photons
         bright_photons = np.nansum(source_photons(slots, exposure_s), axis=1)
         out["star_photons"] = out["faint_star_photons"] + bright_photons
         out["source_photons"] = out["star_photons"] + out["galaxy_photons"]
         for s in range(N_BRIGHT_STAR_SLOTS):
             out[f"bright_star_mag_{s + 1}"] = slots[:, s]
+        for j, column in enumerate(SOURCE_TYPE_PHOTON_COLUMNS):
+            out[column] = type_photons[:, j]
         return out
+
+
+_N_PHOTON_TYPES = len(SOURCE_TYPE_PHOTON_COLUMNS)
+
+
+def _photon_type_index(magnorm: np.ndarray) -> np.ndarray:
+    """Position of each source's PhoSim source type among the photon-per-type columns."""
+    return source_type_of_magnitude(magnorm) - SOURCE_TYPES_WITH_PHOTON_COLUMNS[0]
 
 
 def header_values(header: CatalogHeader) -> dict[str, float | None]:

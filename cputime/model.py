@@ -24,19 +24,28 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cputime.checkpoints import DARK_SKY_TYPES, MOON_TYPES
 from cputime.conformal import (
     check_confidence_level,
     km_conformal_upper_quantile,
     min_calibration_size,
 )
-from cputime.cost import PhosimCostModel
+from cputime.cost import SOURCE_PARTS, PhosimCostModel
 from cputime.estimator import CPUTimeRegressor
+from cputime.extrapolation import describe_extrapolation, extrapolation_dex, range_limits
 from cputime.features import FEATURE_COLUMNS
 from cputime.modelio import register_prior_kind
 from cputime.photons import sky_photons_per_sensor
-from cputime.sky import dark_sky_mag
+from cputime.sky import dark_sky_mag, moon_sky_fraction
 
-__all__ = ["CPUTimeModel", "MeasuredRuns", "SkyPrior", "REGRESSOR_FEATURES"]
+__all__ = [
+    "CPUTimeModel",
+    "MeasuredRuns",
+    "SkyPrior",
+    "REGRESSOR_FEATURES",
+    "source_log_offset",
+    "extrapolation_log_slope",
+]
 
 #: Features the sky correction may use: the conditions of the visit, never catalog content
 #: (production data of one field cannot teach what content costs).
@@ -62,7 +71,7 @@ DEFAULT_REGRESSOR_PARAMS = {"max_depth": 6, "n_estimators": 300, "learning_rate"
 SOURCE_FALLBACK_MULTIPLE = 1.5
 
 #: Parts of the cost model that the sky correction does not touch.
-_SOURCE_PARTS = ["setup", "star", "galaxy", "bright_stars"]
+_SOURCE_PARTS = list(SOURCE_PARTS)
 
 
 @dataclass
@@ -182,6 +191,13 @@ class CPUTimeModel:
         Leave-one-group-out ``ln(actual / predicted)`` of the cost model on the runs.
     source_censored_ : numpy.ndarray of bool
         True where that score is a lower bound.
+    source_extrapolation_dex_ : numpy.ndarray
+        How far beyond the range of the other groups each run lay [dex, the largest over drivers];
+        the scores of runs beyond it teach how fast the error grows
+        (:meth:`extrapolation_log_slope`).
+    fitted_ranges_ : dict
+        Largest value of each driver of :mod:`cputime.extrapolation` among finished runs and
+        jobs; predictions beyond it are flagged and get a wider bound.
     """
 
     def __init__(
@@ -225,7 +241,11 @@ class CPUTimeModel:
         y = np.asarray(y, dtype=float)
         censored = np.zeros(len(y), bool) if censored is None else np.asarray(censored, bool)
         self.cost_model_ = PhosimCostModel().fit(runs.features, runs.cpu_seconds, runs.censored)
-        self.source_scores_, self.source_censored_ = leave_one_group_out_scores(runs)
+        self.source_scores_, self.source_censored_, self.source_extrapolation_dex_ = (
+            leave_one_group_out_scores(runs)
+        )
+        both = pd.concat([runs.features, X], ignore_index=True)
+        self.fitted_ranges_ = range_limits(both, np.concatenate([~runs.censored, ~censored]))
         self.reference_host_factor_ = self._fit_host_factor(X, y, censored)
         rows_x, rows_y, rows_c = self._sky_training_rows(X, y, censored, runs)
         unscaled = SkyPrior(self.cost_model_, self.reference_host_factor_)
@@ -300,8 +320,12 @@ class CPUTimeModel:
         -------
         pandas.DataFrame
             ``source_seconds`` and ``sky_seconds`` (medians of the two terms),
-            ``cpu_seconds_p50``, ``cpu_seconds_upper`` and ``setup_seconds`` (the fixed CPU that
-            every job and every checkpoint segment pays).
+            ``cpu_seconds_p50``, ``cpu_seconds_upper``, ``setup_seconds`` (the fixed CPU that
+            every job and every checkpoint segment pays), ``source_upper_ratio`` and
+            ``sky_upper_ratio`` (each term's upper bound over its median, widening included),
+            ``extrapolation_dex`` (how far beyond the fitted range, the largest over drivers
+            [dex]) and ``extrapolation``
+            (which drivers, by how much; '' inside the range).
         """
         level = check_confidence_level(
             self.confidence_level if confidence_level is None else confidence_level
@@ -317,15 +341,70 @@ class CPUTimeModel:
             sky[sky_on], sky_upper[sky_on] = self.sky_regressor_.predict_median_and_upper(
                 X[sky_on], level
             )
+        dex = self.extrapolation(X)
+        distance = dex.max(axis=1).to_numpy()
+        widening = np.exp(self.extrapolation_log_slope(level) * distance)
+        source_ratio = np.exp(self.source_log_offset(level)) * widening
+        sky_ratio = np.divide(sky_upper, sky, out=np.ones(len(X)), where=sky > 0) * widening
         return pd.DataFrame(
             {
                 "source_seconds": source,
                 "sky_seconds": sky,
                 "cpu_seconds_p50": source + sky,
-                "cpu_seconds_upper": source * np.exp(self.source_log_offset(level)) + sky_upper,
+                "cpu_seconds_upper": source * source_ratio + sky * sky_ratio,
                 "setup_seconds": host * parts["setup"].to_numpy(),
+                "source_upper_ratio": source_ratio,
+                "sky_upper_ratio": sky_ratio,
+                "extrapolation_dex": distance,
+                "extrapolation": describe_extrapolation(dex),
             }
         )
+
+    def upper_seconds_by_source_type(
+        self, X: pd.DataFrame, predicted: pd.DataFrame
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Upper bounds split as PhoSim's checkpoints split a job, on the reference host [s].
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Features.
+        predicted : pandas.DataFrame
+            :meth:`predict_frame` of ``X``.
+
+        Returns
+        -------
+        by_type : numpy.ndarray, shape (n, 73)
+            Upper bound of the CPU of each of PhoSim's source types: the catalog's sources in
+            their magnitude bins, the dark sky and the moon a tenth per type
+            (:mod:`cputime.checkpoints`).
+        every_segment : numpy.ndarray, shape (n,)
+            Upper bound of the CPU every segment pays: the set-up, and faint sources whose
+            magnitude bins the features do not give.
+        """
+        X = self._frame(X)
+        host = self.reference_host_factor_
+        source_ratio = predicted["source_upper_ratio"].to_numpy()
+        by_type, unplaced = self.cost_model_.source_type_seconds(X)
+        by_type = by_type * (host * source_ratio)[:, None]
+        sky = predicted["sky_seconds"].to_numpy() * predicted["sky_upper_ratio"].to_numpy()
+        moon = moon_sky_fraction(
+            np.clip(X["filter"].fillna(2).to_numpy(dtype=int), 0, 5),
+            X["altitude"].to_numpy(dtype=float),
+            X["moonalt"].to_numpy(dtype=float),
+            X["moonphase"].to_numpy(dtype=float),
+            X["dist2moon"].to_numpy(dtype=float),
+            X["sunalt"].to_numpy(dtype=float),
+            X["airmass"].to_numpy(dtype=float),
+        )
+        by_type[:, DARK_SKY_TYPES] += (sky * (1.0 - moon) / len(DARK_SKY_TYPES))[:, None]
+        by_type[:, MOON_TYPES] += (sky * moon / len(MOON_TYPES))[:, None]
+        every = (predicted["setup_seconds"].to_numpy() + host * unplaced) * source_ratio
+        return by_type, every
+
+    def extrapolation(self, X: pd.DataFrame) -> pd.DataFrame:
+        """How far each job lies beyond the fitted range, per driver [dex]."""
+        return extrapolation_dex(X, self.fitted_ranges_, self.cost_model_.measured_filters_)
 
     def predict_parts(self, X: pd.DataFrame) -> pd.DataFrame:
         """Median CPU of the source and sky terms on the reference host [s]."""
@@ -340,15 +419,20 @@ class CPUTimeModel:
         return self.predict_frame(X, confidence_level)["cpu_seconds_upper"].to_numpy()
 
     def source_log_offset(self, confidence_level: float) -> float:
-        """Upper-bound offset of the source term [ln s], from the runs' out-of-group errors."""
-        if len(self.source_scores_) >= min_calibration_size(confidence_level):
-            offset = km_conformal_upper_quantile(
-                self.source_scores_, self.source_censored_, confidence_level
-            )
-            if np.isfinite(offset):
-                return max(float(offset), 0.0)
-        finite = np.abs(self.source_scores_[~self.source_censored_])
-        return SOURCE_FALLBACK_MULTIPLE * float(finite.max()) if finite.size else np.log(2.0)
+        """Upper-bound offset of the source term inside the fitted range [ln s]
+        (:func:`source_log_offset`)."""
+        return source_log_offset(
+            self.source_scores_, self.source_censored_, self.source_extrapolation_dex_,
+            confidence_level,
+        )  # fmt: skip
+
+    def extrapolation_log_slope(self, confidence_level: float) -> float:
+        """How fast the upper bound widens beyond the fitted range [ln per dex]
+        (:func:`extrapolation_log_slope`)."""
+        return extrapolation_log_slope(
+            self.source_scores_, self.source_censored_, self.source_extrapolation_dex_,
+            confidence_level,
+        )  # fmt: skip
 
     def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in self.feature_names_in_ if c not in X.columns]
@@ -380,8 +464,53 @@ def _filter_log_scale(X: pd.DataFrame, log_ratio: np.ndarray, censored: np.ndarr
     ]
 
 
-def leave_one_group_out_scores(runs: MeasuredRuns) -> tuple[np.ndarray, np.ndarray]:
-    """Leave-one-group-out ``ln(actual / predicted)`` of the cost model on measured runs.
+def source_log_offset(
+    scores: np.ndarray, censored: np.ndarray, extrapolation_dex: np.ndarray, confidence_level: float
+) -> float:
+    """Upper-bound offset of the source term inside the fitted range [ln s].
+
+    Parameters
+    ----------
+    scores, censored, extrapolation_dex : numpy.ndarray
+        From :func:`leave_one_group_out_scores`.
+    confidence_level : float
+
+    Returns
+    -------
+    float
+        The conformal quantile of the scores of the runs that lay inside the range of the other
+        groups (Kaplan–Meier for killed runs); with too few of them for the level,
+        :data:`SOURCE_FALLBACK_MULTIPLE` times their largest.
+    """
+    inside = extrapolation_dex == 0
+    scores, censored = scores[inside], censored[inside]
+    if len(scores) >= min_calibration_size(confidence_level):
+        offset = km_conformal_upper_quantile(scores, censored, confidence_level)
+        if np.isfinite(offset):
+            return max(float(offset), 0.0)
+    finite = np.abs(scores[~censored])
+    return SOURCE_FALLBACK_MULTIPLE * float(finite.max()) if finite.size else np.log(2.0)
+
+
+def extrapolation_log_slope(
+    scores: np.ndarray, censored: np.ndarray, extrapolation_dex: np.ndarray, confidence_level: float
+) -> float:
+    """How fast the upper bound widens beyond the fitted range [ln per dex].
+
+    Learned from the runs that lay beyond the range of the other groups: the largest
+    ``(score - offset) / distance`` among them, so that the bound at their distance would have
+    covered every one of them (a killed run's score is a lower bound and counts as such). Zero
+    when no run lay beyond the range or every such run was covered anyway.
+    """
+    beyond = extrapolation_dex > 0
+    if not beyond.any():
+        return 0.0
+    offset = source_log_offset(scores, censored, extrapolation_dex, confidence_level)
+    return float(max(0.0, np.max((scores[beyond] - offset) / extrapolation_dex[beyond])))
+
+
+def leave_one_group_out_scores(runs: MeasuredRuns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Leave-one-group-out errors of the cost model on measured runs, and how far out each was.
 
     Parameters
     ----------
@@ -393,24 +522,31 @@ def leave_one_group_out_scores(runs: MeasuredRuns) -> tuple[np.ndarray, np.ndarr
         ``ln(cpu / predicted)`` per run, predicted by a cost model fitted without the run's group.
     censored : numpy.ndarray of bool
         True where the score is a lower bound (the run was killed).
+    extrapolation_dex : numpy.ndarray
+        How far the run lay beyond the range of the other groups [dex, the largest over drivers].
     """
-    predicted = leave_one_group_out_predictions(runs)
-    return np.log(runs.cpu_seconds / predicted), runs.censored.copy()
+    predicted, distance = leave_one_group_out_predictions(runs, with_extrapolation=True)
+    return np.log(runs.cpu_seconds / predicted), runs.censored.copy(), distance
 
 
 def leave_one_group_out_predictions(
-    runs: MeasuredRuns, groups: np.ndarray | None = None
-) -> np.ndarray:
+    runs: MeasuredRuns, groups: np.ndarray | None = None, *, with_extrapolation: bool = False
+):
     """Cost-model prediction of each run by a model fitted on the other groups [s].
 
-    ``groups`` overrides ``runs.groups`` (e.g. one group per run for leave-one-run-out).
+    ``groups`` overrides ``runs.groups`` (e.g. one group per run for leave-one-run-out). With
+    ``with_extrapolation``, also returns how far each run lay beyond the range of the runs its
+    model was fitted on [dex, the largest over drivers].
     """
     groups = runs.groups if groups is None else np.asarray(groups)
     predicted = np.empty(len(runs.cpu_seconds))
+    distance = np.zeros(len(runs.cpu_seconds))
     for group in np.unique(groups):
         held = groups == group
-        model = PhosimCostModel().fit(
-            runs.features[~held], runs.cpu_seconds[~held], runs.censored[~held]
-        )
+        rest = runs.features[~held]
+        model = PhosimCostModel().fit(rest, runs.cpu_seconds[~held], runs.censored[~held])
         predicted[held] = model.predict(runs.features[held])
-    return predicted
+        limits = range_limits(rest, ~runs.censored[~held])
+        dex = extrapolation_dex(runs.features[held], limits, model.measured_filters_)
+        distance[held] = dex.max(axis=1).to_numpy()
+    return (predicted, distance) if with_extrapolation else predicted

@@ -144,9 +144,7 @@ def save_model(
             "score_censored": model.score_censored_.tolist(),
             "score_groups": model.score_groups_.tolist(),
             "upper_log_offset": _json_float(model.upper_log_offset_),
-            "group_log_offsets": {
-                k: _json_float(v) for k, v in model.group_log_offsets_.items()
-            },
+            "group_log_offsets": {k: _json_float(v) for k, v in model.group_log_offsets_.items()},
         },
         "versions": {
             "python": platform.python_version(),
@@ -277,6 +275,8 @@ def save_cputime_model(
         "random_state": model.random_state,
         "source_scores": model.source_scores_.tolist(),
         "source_censored": model.source_censored_.tolist(),
+        "source_extrapolation_dex": model.source_extrapolation_dex_.tolist(),
+        "fitted_ranges": model.fitted_ranges_,
     }
     extra = {**(extra_metadata or {}), "cputime_model": composite}
     return save_model(model.sky_regressor_, directory, extra_metadata=extra)
@@ -313,6 +313,10 @@ def load_cputime_model(directory: str | Path) -> tuple[Any, dict[str, Any]]:
         model.sky_filter_log_scale_ = regressor.prior.filter_log_scale
         model.source_scores_ = np.asarray(composite["source_scores"], dtype=float)
         model.source_censored_ = np.asarray(composite["source_censored"], dtype=bool)
+        model.source_extrapolation_dex_ = np.asarray(
+            composite["source_extrapolation_dex"], dtype=float
+        )
+        model.fitted_ranges_ = {str(k): float(v) for k, v in composite["fitted_ranges"].items()}
         model.feature_names_in_ = np.asarray(regressor.feature_names_in_)
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(

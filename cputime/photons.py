@@ -13,6 +13,7 @@ __all__ = [
     "SENSOR_AREA_ARCSEC2",
     "BRIGHT_STAR_MAG",
     "N_BRIGHT_STAR_SLOTS",
+    "DEFAULT_STRAYLIGHT_CUT_MAG",
     "open_shutter_seconds",
     "source_photons",
     "sky_photons_per_sensor",
@@ -34,6 +35,10 @@ INTER_SNAP_SECONDS = 3.0
 #: Stars brighter than this [mag] are tracked one by one (their cost is not proportional to their
 #: photons: they saturate, and PhoSim keeps them even when they are off the sensor).
 BRIGHT_STAR_MAG = 16.0
+
+#: PhoSim's default ``straylightcut`` [mag]: stars brighter than this have their photons traced
+#: again through the stray-light path (``photonloop.cpp``; ``straylight 0`` turns it off).
+DEFAULT_STRAYLIGHT_CUT_MAG = 10.0
 
 #: How many of the brightest stars kept for a sensor are reported individually.
 N_BRIGHT_STAR_SLOTS = 5

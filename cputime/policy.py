@@ -15,16 +15,17 @@ as the Twinkles data does; :func:`host_factor_from_reference_factor` converts.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
+from cputime.checkpoints import MAX_CHECKPOINTTOTAL, segment_seconds
 from cputime.durations import format_slurm_time
 
 __all__ = [
     "DEFAULT_PARALLEL_FRACTION",
     "DEFAULT_SETUP_SECONDS",
-    "WalltimePlan",
+    "WalltimePlans",
     "thread_speedup",
     "host_factor_from_reference_factor",
     "walltime_seconds",
@@ -44,10 +45,6 @@ DEFAULT_SETUP_SECONDS = 120.0
 
 #: Share of the queue limit kept free in every segment, for the host being slower than expected.
 DEFAULT_QUEUE_MARGIN = 0.10
-
-#: PhoSim checkpoints split the work by source-brightness bin, not evenly: the heaviest of n
-#: segments is taken to hold up to this many times its even share.
-DEFAULT_SEGMENT_IMBALANCE = 1.5
 
 
 def thread_speedup(threads: int | np.ndarray, parallel_fraction: float = DEFAULT_PARALLEL_FRACTION):
@@ -146,51 +143,54 @@ def signal_lead_seconds(walltime: float) -> int:
 
 
 @dataclass(frozen=True)
-class WalltimePlan:
-    """How to run one job: a single batch job, or a chain of checkpointed segments.
+class WalltimePlans:
+    """How to run each of n jobs: one batch job, or a chain of PhoSim checkpoint segments.
 
     Attributes
     ----------
-    walltime_seconds : float
-        Walltime of each batch job [s] (every segment gets the same).
-    segments : int
-        Number of batch jobs run one after another (1 = no checkpointing).
-    checkpointtotal : int
-        Value of PhoSim's ``checkpointtotal`` command that yields ``segments`` pieces
-        (PhoSim runs ``checkpointcount`` 0..checkpointtotal).
-    total_walltime_seconds : float
-        Sum over segments [s].
-    slurm_time : str
-        ``--time`` value, ``D-HH:MM:SS``.
-    signal_seconds : int
-        Lead time for ``--signal=B:USR1@SECONDS`` [s].
-    fits_queue : bool
-        False when even the maximum number of segments cannot fit the queue limit.
+    checkpointtotal : numpy.ndarray of int, shape (n,)
+        PhoSim's ``checkpointtotal`` T: the job runs as T + 1 segments (``checkpointcount``
+        0..T, one after another); 0 is a single job.
+    segment_walltime_seconds : numpy.ndarray, shape (n, 73)
+        Walltime of segment k of each job in column k, NaN beyond its last segment [s].
+        Segments differ, because PhoSim splits by source type (:mod:`cputime.checkpoints`).
+    fits_queue : numpy.ndarray of bool, shape (n,)
+        False when no split fits the queue limit (one source type alone is longer).
+    advice : numpy.ndarray of str, shape (n,)
+        What would fit, for jobs that do not ('' otherwise).
     """
 
-    walltime_seconds: float
-    segments: int
-    checkpointtotal: int
-    total_walltime_seconds: float
-    slurm_time: str
-    signal_seconds: int
-    fits_queue: bool
+    checkpointtotal: np.ndarray
+    segment_walltime_seconds: np.ndarray
+    fits_queue: np.ndarray
+    advice: np.ndarray
 
     @property
-    def slurm_signal(self) -> str:
-        """The ``--signal`` value, ``B:USR1@SECONDS``."""
-        return f"B:USR1@{self.signal_seconds}"
+    def segments(self) -> np.ndarray:
+        """Batch jobs per job [unitless]."""
+        return self.checkpointtotal + 1
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "slurm_signal": self.slurm_signal}
+    @property
+    def walltime_seconds(self) -> np.ndarray:
+        """Longest segment of each job [s]."""
+        return np.nanmax(self.segment_walltime_seconds, axis=1)
 
+    @property
+    def total_walltime_seconds(self) -> np.ndarray:
+        """Sum over each job's segments [s]."""
+        return np.nansum(self.segment_walltime_seconds, axis=1)
 
-#: PhoSim maps its 73 source-type bins onto checkpoints, so more pieces than that are empty.
-MAX_SEGMENTS = 73
+    def slurm_times(self) -> list[list[str]]:
+        """``--time`` of each segment of each job, ``D-HH:MM:SS``."""
+        return [
+            [format_slurm_time(w) for w in row[: t + 1]]
+            for row, t in zip(self.segment_walltime_seconds, self.checkpointtotal, strict=True)
+        ]
 
 
 def plan_walltime(
-    cpu_seconds_upper: float,
+    type_seconds_upper: np.ndarray,
+    every_segment_seconds_upper: np.ndarray,
     *,
     host_factor: float = 1.0,
     threads: int = 1,
@@ -198,59 +198,98 @@ def plan_walltime(
     setup_seconds: float = DEFAULT_SETUP_SECONDS,
     parallel_fraction: float = DEFAULT_PARALLEL_FRACTION,
     queue_margin: float = DEFAULT_QUEUE_MARGIN,
-    segment_imbalance: float = DEFAULT_SEGMENT_IMBALANCE,
-) -> WalltimePlan:
-    """Walltime and checkpoint plan of one job.
+) -> WalltimePlans:
+    """Walltimes and checkpoint plans of jobs, from the upper bound of each source type's CPU.
 
     Parameters
     ----------
-    cpu_seconds_upper : float
-        Upper bound of the single-thread CPU time on the reference host [s].
+    type_seconds_upper : array_like, shape (n, 73)
+        Upper bound of the single-thread CPU of each PhoSim source type on the reference host
+        [s] (:meth:`cputime.model.CPUTimeModel.upper_seconds_by_source_type`).
+    every_segment_seconds_upper : array_like, shape (n,)
+        CPU every segment pays on top (PhoSim's set-up) on the reference host [s].
     host_factor, threads, setup_seconds, parallel_fraction
         As in :func:`walltime_seconds`.
     queue_max_seconds : float, optional
-        The queue's walltime limit [s]. A job whose walltime exceeds it is split into segments.
+        The queue's walltime limit [s]. A job that does not fit is split with the smallest
+        ``checkpointtotal`` whose every segment fits; when none does, with the one whose
+        longest segment is shortest.
     queue_margin : float
         Share of the queue limit left free in each segment [unitless].
-    segment_imbalance : float
-        Heaviest segment over its even share [unitless]; see :data:`DEFAULT_SEGMENT_IMBALANCE`.
 
     Returns
     -------
-    WalltimePlan
+    WalltimePlans
     """
-    single = walltime_seconds(
-        cpu_seconds_upper,
-        host_factor=host_factor,
-        threads=threads,
-        setup_seconds=setup_seconds,
-        parallel_fraction=parallel_fraction,
-    )
-    if queue_max_seconds is None or single <= queue_max_seconds:
-        return _plan(single, 1, fits=True)
-    if queue_max_seconds <= 0:
+    types = np.atleast_2d(np.asarray(type_seconds_upper, dtype=float))
+    n = len(types)
+    every = np.broadcast_to(np.asarray(every_segment_seconds_upper, dtype=float), (n,))
+    if queue_max_seconds is not None and queue_max_seconds <= 0:
         raise ValueError(f"queue_max_seconds must be positive, got {queue_max_seconds}")
-    usable = queue_max_seconds * (1.0 - queue_margin) - setup_seconds
-    work = cpu_seconds_upper * host_factor / thread_speedup(threads, parallel_fraction)
-    if usable <= 0:
-        return _plan(single, 1, fits=False)
-    segments = max(2, math.ceil(work * segment_imbalance / usable))
-    # With n segments the heaviest holds imbalance x work / n, but never more than all the work.
-    fits = segments <= MAX_SEGMENTS
-    segments = min(segments, MAX_SEGMENTS)
-    heaviest = min(work, segment_imbalance * work / segments)
-    per_segment = math.ceil((heaviest + setup_seconds) / 60.0) * 60.0
-    per_segment = min(per_segment, math.floor(queue_max_seconds / 60.0) * 60.0)
-    return _plan(per_segment, segments, fits=fits)
 
+    def walls(total: int, rows: np.ndarray) -> np.ndarray:
+        return walltime_seconds(
+            segment_seconds(types[rows], every[rows], total),
+            host_factor=host_factor,
+            threads=threads,
+            setup_seconds=setup_seconds,
+            parallel_fraction=parallel_fraction,
+        )
 
-def _plan(walltime: float, segments: int, *, fits: bool) -> WalltimePlan:
-    return WalltimePlan(
-        walltime_seconds=float(walltime),
-        segments=int(segments),
-        checkpointtotal=int(segments - 1),
-        total_walltime_seconds=float(walltime * segments),
-        slurm_time=format_slurm_time(walltime),
-        signal_seconds=signal_lead_seconds(walltime),
-        fits_queue=fits,
+    limit = np.inf if queue_max_seconds is None else queue_max_seconds * (1.0 - queue_margin)
+    plan = np.full((n, MAX_CHECKPOINTTOTAL + 1), np.nan)
+    chosen = np.zeros(n, dtype=int)
+    best = np.full(n, np.inf)
+    pending = np.ones(n, dtype=bool)
+    for total in range(MAX_CHECKPOINTTOTAL + 1):
+        rows = np.flatnonzero(pending)
+        if rows.size == 0:
+            break
+        split = walls(total, rows)
+        longest = split.max(axis=1)
+        # Keep the first split that fits, else the one with the shortest longest segment.
+        take = (longest <= limit) | (longest < best[rows])
+        plan[rows[take]] = np.nan
+        plan[rows[take], : total + 1] = split[take]
+        chosen[rows[take]] = total
+        best[rows] = np.minimum(best[rows], longest)
+        pending[rows[longest <= limit]] = False
+    advice = np.full(n, "", dtype=object)
+    for i in np.flatnonzero(pending):
+        advice[i] = _advice(
+            float(best[i]),
+            limit,
+            float(queue_max_seconds),
+            threads,
+            parallel_fraction,
+            setup_seconds,
+            queue_margin,
+        )
+    return WalltimePlans(
+        checkpointtotal=chosen, segment_walltime_seconds=plan, fits_queue=~pending, advice=advice
     )
+
+
+def _advice(
+    longest: float,
+    limit: float,
+    queue_max: float,
+    threads: int,
+    parallel_fraction: float,
+    setup_seconds: float,
+    queue_margin: float,
+) -> str:
+    """What would fit a job whose longest source type does not fit the queue."""
+    needed_queue = math.ceil(longest / (1.0 - queue_margin) / 60.0) * 60.0
+    text = (
+        f"no checkpoint split fits the queue limit {format_slurm_time(queue_max)}: one source "
+        f"type alone needs {format_slurm_time(longest)} with {threads} thread(s); a queue of "
+        f"{format_slurm_time(needed_queue)} fits"
+    )
+    work = (longest - setup_seconds) * thread_speedup(threads, parallel_fraction)
+    needed_speedup = work / max(limit - setup_seconds, 1e-9)
+    serial = 1.0 - parallel_fraction
+    if 1.0 / needed_speedup > serial:
+        needed_threads = math.ceil(parallel_fraction / (1.0 / needed_speedup - serial))
+        text += f", or {needed_threads} threads"
+    return text

@@ -6,8 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cputime.checkpoints import SOURCE_TYPE_PHOTON_COLUMNS
+from cputime.durations import format_slurm_time
 from cputime.model import CPUTimeModel
-from cputime.policy import DEFAULT_PARALLEL_FRACTION, plan_walltime
+from cputime.policy import (
+    DEFAULT_PARALLEL_FRACTION,
+    DEFAULT_SETUP_SECONDS,
+    plan_walltime,
+    signal_lead_seconds,
+)
 
 __all__ = ["PREDICTION_COLUMNS", "predict_jobs"]
 
@@ -21,8 +28,13 @@ PREDICTION_COLUMNS = [
     "segments",
     "slurm_time",
     "checkpointtotal",
+    "segment_slurm_times",
+    "total_walltime_seconds",
     "slurm_signal",
     "fits_queue",
+    "plan_note",
+    "extrapolation",
+    "extrapolation_dex",
     "confidence",
     "host_factor",
     "threads",
@@ -39,6 +51,7 @@ def predict_jobs(
     threads: int = 1,
     queue_max_seconds: float | None = None,
     parallel_fraction: float = DEFAULT_PARALLEL_FRACTION,
+    setup_seconds: float = DEFAULT_SETUP_SECONDS,
     model_version: str = "",
 ) -> pd.DataFrame:
     """Predictions, walltimes and checkpoint plans for a features table.
@@ -60,6 +73,8 @@ def predict_jobs(
         Queue walltime limit [s]; longer jobs are split into checkpointed segments.
     parallel_fraction : float
         Amdahl parallel fraction for ``threads``.
+    setup_seconds : float
+        Wall time every batch job pays on top of its CPU [s].
     model_version : str
         Recorded in every row.
 
@@ -67,40 +82,50 @@ def predict_jobs(
     -------
     pandas.DataFrame
         :data:`PREDICTION_COLUMNS` (CPU on the reference host [s], walltimes on the job's host
-        [s]) followed by the source and sky terms and the features used.
+        [s]; ``walltime_seconds`` and ``slurm_time`` are the longest segment's,
+        ``segment_slurm_times`` each segment's, ``;``-separated; ``plan_note`` says what would
+        fit a job that no split fits; ``extrapolation`` names the drivers beyond the fitted
+        range, by how much) followed by the source and sky terms and the features used.
     """
     level = model.confidence_level if confidence_level is None else confidence_level
     if features.empty:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
     predicted = model.predict_frame(features, level)
-    upper = predicted["cpu_seconds_upper"].to_numpy()
-    setup = predicted["setup_seconds"].to_numpy() * host_factor
-    plans = [
-        plan_walltime(
-            float(u),
-            host_factor=host_factor,
-            threads=threads,
-            queue_max_seconds=queue_max_seconds,
-            setup_seconds=float(s),
-            parallel_fraction=parallel_fraction,
-        ).to_dict()
-        for u, s in zip(upper, setup, strict=True)
+    by_type, every_segment = model.upper_seconds_by_source_type(features, predicted)
+    plans = plan_walltime(
+        by_type,
+        every_segment,
+        host_factor=host_factor,
+        threads=threads,
+        queue_max_seconds=queue_max_seconds,
+        setup_seconds=setup_seconds,
+        parallel_fraction=parallel_fraction,
+    )
+    walltime = plans.walltime_seconds
+    segment_times = [";".join(times) for times in plans.slurm_times()]
+    used = [
+        c
+        for c in features.columns
+        if c not in ("obshistid", "sensor") and c not in SOURCE_TYPE_PHOTON_COLUMNS
     ]
-    plan = pd.DataFrame(plans)
-    used = [c for c in features.columns if c not in ("obshistid", "sensor")]
     # One dict of arrays: cheaper than concatenating two frames for one-row requests.
     return pd.DataFrame(
         {
             "obshistid": features["obshistid"].to_numpy(),
             "sensor": features["sensor"].fillna("").replace("", model.reference_sensor).to_numpy(),
             "cpu_seconds_p50": np.round(predicted["cpu_seconds_p50"].to_numpy(), 1),
-            "cpu_seconds_upper": np.round(upper, 1),
-            "walltime_seconds": plan["walltime_seconds"].astype(int),
-            "segments": plan["segments"],
-            "slurm_time": plan["slurm_time"],
-            "checkpointtotal": plan["checkpointtotal"],
-            "slurm_signal": plan["slurm_signal"],
-            "fits_queue": plan["fits_queue"],
+            "cpu_seconds_upper": np.round(predicted["cpu_seconds_upper"].to_numpy(), 1),
+            "walltime_seconds": walltime.astype(int),
+            "segments": plans.segments,
+            "slurm_time": [format_slurm_time(w) for w in walltime],
+            "checkpointtotal": plans.checkpointtotal,
+            "segment_slurm_times": segment_times,
+            "total_walltime_seconds": plans.total_walltime_seconds.astype(int),
+            "slurm_signal": [f"B:USR1@{signal_lead_seconds(w)}" for w in walltime],
+            "fits_queue": plans.fits_queue,
+            "plan_note": plans.advice,
+            "extrapolation": predicted["extrapolation"].to_numpy(),
+            "extrapolation_dex": np.round(predicted["extrapolation_dex"].to_numpy(), 3),
             "confidence": level,
             "host_factor": host_factor,
             "threads": threads,

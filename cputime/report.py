@@ -32,9 +32,16 @@ from cputime.evaluate import (
     plot_tradeoff,
     summarize_predictions,
 )
+from cputime.extrapolation import extrapolation_dex, range_limits
 from cputime.features import FEATURE_COLUMNS
 from cputime.focalplane import MM_PER_ARCMIN, PIXEL_SIZE_MM, trim_margin_pixels
-from cputime.model import CPUTimeModel, MeasuredRuns, leave_one_group_out_predictions
+from cputime.model import (
+    CPUTimeModel,
+    MeasuredRuns,
+    extrapolation_log_slope,
+    leave_one_group_out_predictions,
+    source_log_offset,
+)
 from cputime.training import CENSORED_COLUMN, TARGET_COLUMN
 
 __all__ = ["ModelWithRuns", "twinkles_cross_validation", "evaluate_runs", "write_report"]
@@ -118,21 +125,29 @@ def twinkles_cross_validation(
 # ------------------------------------------------------------------------------- catalog runs
 
 
-def evaluate_runs(runs: MeasuredRuns) -> tuple[pd.DataFrame, dict]:
+def evaluate_runs(runs: MeasuredRuns, confidence_level: float = 0.95) -> tuple[pd.DataFrame, dict]:
     """Out-of-sample evaluation of the cost model on catalog runs.
 
     Two schemes: leave-one-group-out (each kind of change predicted from runs that never made
     it: a filter group left out leaves no filter measured at all) and leave-one-run-out (each
     run predicted from all the others, as a new run of a kind already measured would be).
 
+    The upper bound of a held-out run is its prediction widened by the offset and the
+    extrapolation slope that the leave-one-group-out scores of all runs give
+    (:func:`cputime.model.source_log_offset`, :func:`cputime.model.extrapolation_log_slope`) at
+    its distance beyond the range of the runs its prediction was fitted on.
+
     Returns
     -------
     table : pandas.DataFrame
-        Per run: group, measured CPU, censored, the two predictions and their
-        ``log10(predicted/measured)``.
+        Per run: group, measured CPU, censored, the two predictions, their upper bounds,
+        distances beyond the fitted range [dex] and ``log10(predicted/measured)``.
     metrics : dict
         Per scheme (``logo``, ``loro``): ``spearman`` (finished runs), ``median_abs_dex``,
-        ``max_abs_dex``, ``n_over_0p15_dex``, ``killed_predicted_above`` (share of killed runs
+        ``max_abs_dex`` (and ``max_abs_dex_inside_range``, over the runs inside the range of
+        the others; ``n_beyond_range`` counts the rest), ``n_over_0p15_dex``,
+        ``finished_below_upper`` (share of finished runs whose upper bound covers them),
+        ``killed_predicted_above`` (share of killed runs
         predicted above their CPU at the kill), ``bright_star_monotone`` (where PhoSim took
         longer for a brighter star, so does the model); and ``seed_noise_dex``, the standard
         deviation of log10 CPU over the seed repeats.
@@ -159,29 +174,51 @@ def evaluate_runs(runs: MeasuredRuns) -> tuple[pd.DataFrame, dict]:
         else float("nan"),
     }
     schemes = {"logo": None, "loro": np.arange(len(runs.cpu_seconds)).astype(str)}
+    logo_scores = None
     for scheme, groups in schemes.items():
-        predicted = leave_one_group_out_predictions(runs, groups)
+        predicted, distance = leave_one_group_out_predictions(runs, groups, with_extrapolation=True)
+        if logo_scores is None:
+            logo_scores = (np.log(runs.cpu_seconds / predicted), runs.censored, distance)
+        offset = source_log_offset(*logo_scores, confidence_level)
+        slope = extrapolation_log_slope(*logo_scores, confidence_level)
+        upper = predicted * np.exp(offset + slope * distance)
         table[f"predicted_seconds_{scheme}"] = predicted
+        table[f"upper_seconds_{scheme}"] = upper
+        table[f"extrapolation_dex_{scheme}"] = distance
         table[f"error_dex_{scheme}"] = np.log10(predicted / runs.cpu_seconds)
         errors = np.abs(table[f"error_dex_{scheme}"].to_numpy()[done])
+        inside = distance[done] == 0
         metrics[scheme] = {
             "spearman": float(spearmanr(predicted[done], runs.cpu_seconds[done])[0]),
             "median_abs_dex": float(np.median(errors)),
             "max_abs_dex": float(errors.max()),
+            "max_abs_dex_inside_range": float(errors[inside].max()),
+            "n_beyond_range": int((distance[done] > 0).sum()),
             "n_over_0p15_dex": int((errors > 0.15).sum()),
+            "finished_below_upper": float(np.mean(upper[done] >= runs.cpu_seconds[done])),
             "killed_predicted_above": float(np.mean(predicted[~done] > runs.cpu_seconds[~done]))
             if (~done).any()
             else float("nan"),
             "bright_star_monotone": _bright_star_monotone(table, predicted),
         }
+    metrics["bound"] = {
+        "confidence_level": confidence_level,
+        "source_log_offset": offset,
+        "extrapolation_log_slope_per_dex": slope,
+    }
     return table, metrics
+
+
+#: Groups whose runs add one star to the base catalog (or hold only that star).
+BRIGHT_STAR_GROUPS = ("A", "A2", "check")
 
 
 def _bright_star_monotone(table: pd.DataFrame, predicted: np.ndarray) -> bool:
     """Whether every pair of single-bright-star runs that PhoSim orders by CPU the model orders
     the same way (finished runs, and killed runs as at least their CPU)."""
     rows = table.assign(predicted=predicted)
-    rows = rows[rows["group"] == "A"].sort_values("bright_star_mag_1")
+    rows = rows[rows["group"].isin(BRIGHT_STAR_GROUPS) & rows["bright_star_mag_1"].lt(16)]
+    rows = rows.sort_values("bright_star_mag_1")
     measured = rows["cpu_seconds"].to_numpy()
     predicted = rows["predicted"].to_numpy()
     for i in range(len(rows)):
@@ -216,6 +253,41 @@ def _scatter_measured(ax, x: pd.Series, rows: pd.DataFrame) -> None:
     ax.scatter(
         x[killed], rows["cpu_seconds"][killed], color="C3", marker=">", label="killed (lower bound)"
     )
+
+
+def _plot_bright_star_sequence(ax, table, runs: MeasuredRuns, model, base: pd.Series) -> None:
+    """The bright-star sequence: measured CPU per magnitude, the fitted curve, and each run's
+    leave-one-run-out prediction with its upper bound."""
+    mags = np.linspace(5.0, 16.5, 80)
+    curve = bright_star_curve(model, base, mags)
+    ax.plot(mags, curve, "k-", lw=1, label="model (all runs)")
+    limits = range_limits(runs.features, ~runs.censored)
+    rows = base.to_frame().T.loc[[base.name] * len(mags)].reset_index(drop=True)
+    rows["bright_star_mag_1"] = mags
+    beyond = extrapolation_dex(rows, limits, model.measured_filters_).max(axis=1) > 0
+    ax.axvspan(mags[beyond].min(), mags[beyond].max(), color="0.9", label="beyond fitted range")
+    star = table[table["group"].isin(BRIGHT_STAR_GROUPS) & table["bright_star_mag_1"].lt(16)]
+    star_mags = star["bright_star_mag_1"]
+    ax.errorbar(
+        star_mags,
+        star["predicted_seconds_loro"],
+        yerr=[np.zeros(len(star)), star["upper_seconds_loro"] - star["predicted_seconds_loro"]],
+        fmt="s",
+        mfc="none",
+        color="C2",
+        capsize=3,
+        label="leave-one-run-out, to upper bound",
+    )
+    _scatter_measured(ax, star_mags, star)
+    ax.set(
+        yscale="log",
+        xlabel="magnorm of the one bright star on R22_S11",
+        ylabel="CPU [s] on the runs' host",
+        title="bright-star sequence",
+    )
+    ax.axvline(10.0, color="0.5", ls=":", lw=1)
+    ax.text(10.05, ax.get_ylim()[1] * 0.6, "straylightcut", fontsize=7, color="0.4")
+    ax.legend(fontsize=7)
 
 
 def plot_runs(table: pd.DataFrame, runs: MeasuredRuns, out: Path) -> None:
@@ -259,18 +331,7 @@ def plot_runs(table: pd.DataFrame, runs: MeasuredRuns, out: Path) -> None:
     base_rows = table["group"] == "base"
     base = runs.features[base_rows & (runs.features["n_objects"] == 50)].iloc[0]
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.3))
-    mags = np.linspace(6.0, 16.5, 60)
-    axes[0].plot(mags, bright_star_curve(model, base, mags), "k-", label="model")
-    star = table[(table["group"] == "A") | base_rows & (runs.features["n_objects"] == 50)]
-    star_mags = star["bright_star_mag_1"].fillna(16.5)
-    _scatter_measured(axes[0], star_mags, star)
-    axes[0].set(
-        yscale="log",
-        xlabel="magnitude of the added star (16.5: none)",
-        ylabel="CPU [s]",
-        title="one bright star on R22_S11",
-    )
-    axes[0].legend()
+    _plot_bright_star_sequence(axes[0], table, runs, model, base)
     arcmin = np.linspace(0.0, 70.0, 300)
     axes[1].plot(arcmin, off_sensor_curve(model, base, 9.0, arcmin), "k-", label="model")
     off = table[table["group"] == "B"]

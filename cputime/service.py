@@ -310,11 +310,18 @@ class Prediction(BaseModel):
     sensor: str
     cpu_seconds_p50: float = Field(description="median CPU on the reference host [s]")
     cpu_seconds_upper: float = Field(description="upper bound at `confidence` [s]")
-    walltime_seconds: int = Field(description="walltime of each batch job [s]")
+    walltime_seconds: int = Field(description="walltime of the longest segment [s]")
     segments: int
     slurm_time: str
     checkpointtotal: int
+    segment_slurm_times: str = Field(description="`--time` of each segment, `;`-separated")
     slurm_signal: str
+    fits_queue: bool
+    plan_note: str = Field(description="what would fit a job that no checkpoint split fits")
+    extrapolation: str = Field(
+        description="drivers beyond the range the model was fitted on, by how much [dex]"
+    )
+    extrapolation_dex: float = Field(description="largest distance beyond the fitted range [dex]")
 
 
 class PredictResponse(BaseModel):

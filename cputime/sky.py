@@ -62,6 +62,7 @@ __all__ = [
     "sky_mag_opsim3",
     "sky_mag_dark",
     "sky_mag_per_arcsec2",
+    "moon_sky_fraction",
 ]
 
 #: Valid names for :func:`sky_mag_per_arcsec2`'s ``model``.
@@ -565,6 +566,39 @@ def sky_mag_ks91(
         + twilight_brightness(filter, sunalt)
     )
     return mag_from_nanolamberts(total)
+
+
+def moon_sky_fraction(
+    filter: ArrayLike,
+    altitude: ArrayLike,
+    moonalt: ArrayLike,
+    moonphase: ArrayLike,
+    dist2moon: ArrayLike,
+    sunalt: ArrayLike,
+    airmass: ArrayLike | None = None,
+) -> np.ndarray:
+    """Share of the sky's light that is moonlight, in the model of :func:`sky_mag_ks91`.
+
+    PhoSim traces the moon's sky sources apart from the dark sky's (source types 20–29 against
+    10–19), so a checkpoint plan needs the split.
+
+    Parameters
+    ----------
+    filter, altitude, moonalt, moonphase, dist2moon, sunalt, airmass
+        As for :func:`sky_mag_ks91` [degrees, percent, unitless].
+
+    Returns
+    -------
+    numpy.ndarray
+        Moonlight over total sky brightness [unitless, 0..1]; 0 where a condition is missing.
+    """
+    colour = np.asarray(MOON_COLOUR_MAG, dtype=float)[_as_filter(filter)]
+    moon = moon_brightness_ks91(altitude, moonalt, moonphase, dist2moon, airmass) * 10.0 ** (
+        -0.4 * colour
+    )
+    dark = dark_sky_brightness(filter, altitude, airmass) + twilight_brightness(filter, sunalt)
+    total = dark + moon
+    return np.nan_to_num(np.clip(moon / total, 0.0, 1.0), nan=0.0)
 
 
 def sky_mag_opsim3(

@@ -144,8 +144,17 @@ def load_training_table(
     return table
 
 
-def load_runs_table(path: str | Path) -> MeasuredRuns:
-    """Read a catalog-runs table (``features/phosim_runs.csv``) into :class:`MeasuredRuns`."""
+def load_runs_table(path: str | Path, *, segments: bool = False) -> MeasuredRuns:
+    """Read a catalog-runs table (``features/phosim_runs.csv``) into :class:`MeasuredRuns`.
+
+    Parameters
+    ----------
+    path : path
+        Written by :func:`phosim_runs_table`.
+    segments : bool, default False
+        False: the whole jobs, which fit the cost model. True: the runs that are one checkpoint
+        segment of a job (``checkpointtotal > 0``), which check checkpoint plans.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(
@@ -157,8 +166,11 @@ def load_runs_table(path: str | Path) -> MeasuredRuns:
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise InputError(f"{path}: missing columns {missing}")
+    total = table.get("checkpointtotal", pd.Series(0, index=table.index)).fillna(0)
+    table = table[(total > 0) == segments].reset_index(drop=True)
+    extra = [c for c in ("run_id", "checkpointtotal", "checkpointcount") if c in table.columns]
     return MeasuredRuns(
-        features=table[["obshistid", "sensor", *FEATURE_COLUMNS]].reset_index(drop=True),
+        features=table[["obshistid", "sensor", *FEATURE_COLUMNS, *extra]],
         cpu_seconds=table["cpu_seconds"].to_numpy(dtype=float),
         censored=table["censored"].astype(bool).to_numpy(),
         groups=table["group"].astype(str).to_numpy(),
@@ -171,31 +183,60 @@ def phosim_runs_table(runs_dir: str | Path) -> pd.DataFrame:
     Each run folder holds ``catalog.txt``, ``commands.txt``, ``phosim.stdout`` and ``time.txt``
     (``/usr/bin/time -v``, or the note a killed run left) and optionally ``meta.json`` with its
     ``group``. CPU is user + system time; a killed run is censored at the CPU it had used.
+
+    A ``runs.csv`` beside the run folders may give a ``slowdown`` per run (a busy host: its
+    seconds per photon of reference sources over the same on the quiet host); the run's CPU is
+    divided by it, so that every run is on the quiet host's footing (``cpu_seconds_measured``
+    keeps what was measured).
     """
     from cputime.commands import read_commands
     from cputime.features import catalog_features
     from cputime.logs import parse_time_v
 
+    runs_dir = Path(runs_dir)
+    slowdown = _slowdowns(runs_dir / "runs.csv")
     rows = []
-    for run in sorted(p for p in Path(runs_dir).iterdir() if (p / "catalog.txt").exists()):
+    for run in sorted(p for p in runs_dir.iterdir() if (p / "catalog.txt").exists()):
         commands_path = run / "commands.txt"
         commands = read_commands(commands_path) if commands_path.exists() else None
         features = catalog_features(run / "catalog.txt", [TRAINING_SENSOR], commands=commands)
         timing = parse_time_v(run / "time.txt")
         meta_path = run / "meta.json"
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        factor = slowdown.get(run.name, 1.0)
         record = features.iloc[0].to_dict()
         record.update(
             run_id=run.name,
             group=meta.get("group", run.name),
-            cpu_seconds=timing.cpu_s,
+            cpu_seconds=timing.cpu_s / factor,
+            cpu_seconds_measured=timing.cpu_s,
+            slowdown=factor,
             wall_seconds=timing.wall_s,
             censored=bool(timing.timed_out or (timing.exit_status not in (0, None))),
+            checkpointtotal=(commands.checkpointtotal if commands else None) or 0,
+            checkpointcount=(commands.checkpointcount if commands else None) or 0,
         )
         rows.append(record)
     if not rows:
         raise InputError(f"{runs_dir}: no run folders with a catalog.txt")
     return pd.DataFrame(rows)
+
+
+def _slowdowns(path: Path) -> dict[str, float]:
+    """``run_id -> slowdown`` from a runs.csv, where given (empty means 1)."""
+    if not path.exists():
+        return {}
+    table = pd.read_csv(path)
+    if "slowdown" not in table.columns:
+        return {}
+    factors = pd.to_numeric(table["slowdown"], errors="coerce")
+    bad = factors.notna() & ~(factors > 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+        raise InputError(f"{path}:{row}: slowdown: {table['slowdown'].iloc[row - 2]!r} is not > 0")
+    return {
+        str(run): float(f) for run, f in zip(table["run_id"], factors, strict=True) if f == f
+    }
 
 
 def _hash_frame(frame: pd.DataFrame) -> str:

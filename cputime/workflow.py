@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from cputime.durations import parse_clock
+from cputime.policy import signal_lead_seconds
+
 __all__ = [
     "SLURM_FORMATS",
     "predict_one",
@@ -199,7 +202,8 @@ def slurm_options(row: Mapping, *, job_name: str = "phosim") -> list[list[str]]:
     Returns
     -------
     list of list of str
-        For segment ``k`` (0-based): ``--job-name``, ``--time``, ``--signal`` (USR1 to the batch
+        For segment ``k`` (0-based): ``--job-name``, ``--time`` (each segment its own: PhoSim
+        splits a job by source type, not evenly), ``--signal`` (USR1 to the batch
         shell ahead of the limit, for PhoSim to checkpoint), ``--cpus-per-task`` and, for segmented
         jobs, ``--export=ALL,PHOSIM_CHECKPOINTCOUNT=k,PHOSIM_CHECKPOINTTOTAL=n`` for the job script
         to write into PhoSim's commands file. Segments must run in order: submit segment ``k+1``
@@ -207,12 +211,14 @@ def slurm_options(row: Mapping, *, job_name: str = "phosim") -> list[list[str]]:
     """
     segments = int(row["segments"])
     name = f"{job_name}_{int(row['obshistid'])}_{row['sensor']}"
+    times = str(row["segment_slurm_times"]).split(";")
     sets = []
     for k in range(segments):
+        walltime = parse_clock(times[k], field="segment_slurm_times")
         options = [
             f"--job-name={name}" + (f"_seg{k}" if segments > 1 else ""),
-            f"--time={row['slurm_time']}",
-            f"--signal={row['slurm_signal']}",
+            f"--time={times[k]}",
+            f"--signal=B:USR1@{signal_lead_seconds(walltime)}",
             f"--cpus-per-task={int(row['threads'])}",
         ]
         if segments > 1:

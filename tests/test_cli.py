@@ -94,7 +94,10 @@ def test_predict_visit_table_one_row_per_visit_and_queue_split(tmp_path, capsys)
     moon = rows[1]
     assert moon["cpu_seconds_p50"] > rows[0]["cpu_seconds_p50"]
     assert moon["segments"] > 1 and moon["checkpointtotal"] == moon["segments"] - 1
-    assert moon["walltime_seconds"] <= 4 * 3600
+    # PhoSim traces the moon's light as ten source types: a tenth of a moon-bright visit is
+    # longer than 4 h, so no split fits, and the row says what would.
+    assert not moon["fits_queue"] and "a queue of" in moon["plan_note"]
+    assert rows[0]["fits_queue"] and rows[0]["walltime_seconds"] <= 4 * 3600
 
 
 def test_threads_and_host_factor_shorten_the_walltime(capsys):

@@ -26,7 +26,14 @@ def _features(**columns) -> pd.DataFrame:
 def test_parts_are_named_and_add_up():
     model = PhosimCostModel()
     parts = model.predict_parts(_features())
-    assert list(parts.columns) == ["setup", "star", "galaxy", "bright_stars", "sky"]
+    assert list(parts.columns) == [
+        "setup",
+        "star",
+        "galaxy",
+        "bright_star_bundles",
+        "bright_star_straylight",
+        "sky",
+    ]
     assert_allclose(parts.sum(axis=1), model.predict(_features()))
     assert parts["sky"].iloc[0] == 0.0
     assert_allclose(parts["setup"].iloc[0], DEFAULT_PARAMETERS["setup_seconds_per_snap"])
@@ -35,7 +42,7 @@ def test_parts_are_named_and_add_up():
 def test_bright_star_cost_rises_with_brightness_but_less_than_photons():
     model = PhosimCostModel()
     mags = np.arange(6.0, 16.5, 0.5)
-    cost = model.bright_star_seconds(source_photons(mags, 15.0))
+    cost = model.bright_star_bundle_seconds(source_photons(mags, 15.0))
     assert np.all(np.diff(cost) < 0)  # fainter (larger mag) costs less
     per_photon = cost / source_photons(mags, 15.0)
     assert np.all(np.diff(per_photon) > 0)  # saturation: brighter stars cost less per photon
@@ -83,16 +90,58 @@ def test_fit_recovers_parameters_and_respects_censoring():
     assert_allclose(again.parameters_["seconds_per_star_photon"], 1e-6, rtol=1e-3)
 
 
-def test_fit_without_filter_runs_uses_neutral_filter_factors():
+def test_fit_without_filter_runs_makes_every_filter_cost_as_r():
     features = pd.concat([_features(faint_star_photons=p) for p in (1e8, 2e8, 3e8)])
     model = PhosimCostModel().fit(features, np.array([120.0, 190.0, 260.0]))
-    for name in ("log_filter_factor_u", "log_filter_factor_i", "log_filter_factor_y"):
-        assert model.parameters_[name] == NEUTRAL_PARAMETERS[name]
+    assert model.measured_filters_ == []
+    assert_allclose(model.filter_factor(np.arange(6)), 1.0)
+    # No bright-star run: a bright star costs in proportion to its photons (no bundling), and
+    # a stray-light photon what an unsaturated one costs: the expensive side of the unknown.
+    for name, value in NEUTRAL_PARAMETERS.items():
+        assert model.parameters_[name] == value
+    p = model.parameters_
+    assert p["seconds_per_straylight_photon"] == p["seconds_per_star_photon"]
+
+
+def test_stars_below_the_straylight_cut_pay_a_stray_light_part():
+    model = PhosimCostModel()
+    below = model.predict_parts(_features(bright_star_mag_1=9.5))
+    above = model.predict_parts(_features(bright_star_mag_1=10.1))
+    assert above["bright_star_straylight"].iloc[0] == 0.0
+    photons = source_photons(9.5, 15.0)
+    assert_allclose(
+        below["bright_star_straylight"].iloc[0],
+        DEFAULT_PARAMETERS["seconds_per_straylight_photon"] * photons,
+    )
+    # The cut is the commands file's: straylightcut 9 spares the 9.5 mag star, straylight 0
+    # (a cut of -inf) spares every star.
+    for cut in (9.0, -np.inf):
+        parts = model.predict_parts(_features(bright_star_mag_1=9.5, straylight_cut_mag=cut))
+        assert parts["bright_star_straylight"].iloc[0] == 0.0
+
+
+def test_source_types_hold_the_sources_in_their_magnitude_bins():
+    model = PhosimCostModel()
+    features = _features(
+        bright_star_mag_1=9.5, faint_star_photons=3e8, **{"photons_source_type_54": 1e8}
+    )
+    features["photons_source_type_49"] = 2e8
+    by_type, unplaced = model.source_type_seconds(features)
+    parts = model.predict_parts(features)
+    assert unplaced[0] == 0.0
+    assert_allclose(by_type.sum(), parts.drop(columns=["setup", "sky"]).to_numpy().sum())
+    bright = parts[["bright_star_bundles", "bright_star_straylight"]].to_numpy().sum()
+    assert_allclose(by_type[0, 62], bright)  # 8.5 < 9.5 <= 9.5
+    assert_allclose(by_type[0, 49] / by_type[0, 54], 2.0)
+    # Without per-type photons the faint part's bins are unknown.
+    by_type, unplaced = model.source_type_seconds(_features())
+    assert by_type.sum() == 0.0 and unplaced[0] > 0
 
 
 def test_dict_round_trip_and_unknown_parameter():
     model = PhosimCostModel(parameters={"setup_seconds_per_snap": 33.0})
     again = PhosimCostModel.from_dict(model.to_dict())
-    assert again.parameters_ == model.parameters_
+    assert again.parameters_ == model._values()
+    assert not hasattr(model, "parameters_")  # learned state only after fit
     with pytest.raises(ValueError, match="unknown"):
         PhosimCostModel.from_dict({"parameters": {"warp_drive": 1.0}})

@@ -11,6 +11,7 @@ import pytest
 
 from cputime.cli import main
 from cputime.errors import InputError
+from cputime.features import FEATURE_CODE_VERSION
 from cputime.hosts import read_host_factors
 from cputime.ingest import FeatureSource, find_catalogs, ingest
 from cputime.runs import RunsStore
@@ -74,7 +75,7 @@ def test_visit_table_features_make_training_examples(store):
     report = ingest([SACCT], "sacct", store, features=FeatureSource(visits=TWINKLES))[0]
     # Of the finished/censored jobs 230, 231, 236 only visit 230 is in the Twinkles table.
     assert report.training == 1 and report.without_features == 2
-    table, counts = store.training_table("1")
+    table, counts = store.training_table(FEATURE_CODE_VERSION)
     assert table["obshistid"].tolist() == [230]
     assert counts["without_features"] == 2
     assert table.loc[0, "filter"] == 3 and table.loc[0, "moonalt"] == pytest.approx(-36.1, abs=0.1)
@@ -97,7 +98,7 @@ def test_phosim_run_folders(store):
     assert details["commands"]["overrides"] == {"domelight": 1000.0, "zenith_v": 1000.0}
     features = json.loads(base["features"])  # base has its catalog.txt; the commands apply
     assert features["n_objects"] == 50 and features["sky_photons"] == 0.0
-    assert base["feature_code_version"] == "1"
+    assert base["feature_code_version"] == FEATURE_CODE_VERSION
     assert pd.isna(runs.loc["A_bright07", "features"])  # no catalog.txt in that folder
     again = ingest([RUNS / "base"], "phosim", store)[0]
     assert again.stored == 0
@@ -180,7 +181,7 @@ def test_catalog_root_features(store, tmp_path):
     )
     report = ingest([sacct], "sacct", store, features=FeatureSource(catalog_root=root))[0]
     assert report.training == 2
-    table, _ = store.training_table("1")
+    table, _ = store.training_table(FEATURE_CODE_VERSION)
     assert table.set_index("sensor").loc["R22_S11", "n_objects"] == 50
 
 

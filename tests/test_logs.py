@@ -32,7 +32,9 @@ def _check_against_runs_csv(run_dir: Path, row: pd.Series) -> None:
     log = parse_phosim_stdout(run_dir / "phosim.stdout")
     timing = parse_time_v(run_dir / "time.txt")
     killed = bool(row["timed_out"] == 1)
-    assert log.completed is not killed
+    segment = "checkpointtotal" in (run_dir / "commands.txt").read_text()
+    if not segment:  # a non-final checkpoint segment traces only its source types
+        assert log.completed is not killed
     assert timing.timed_out is killed
     assert timing.cpu_s == pytest.approx(row["cpu_s"], abs=0.005)
     assert timing.wall_s == pytest.approx(row["wall_s"], abs=0.1)  # the note rounds to 0.1 s
@@ -60,7 +62,7 @@ def test_fixtures_reproduce_runs_csv(run_id):
 @pytest.mark.skipif(not (SHARED_RUNS / "runs.csv").exists(), reason="shared data not present")
 def test_all_shared_runs_reproduce_runs_csv():
     expected = _expected(SHARED_RUNS / "runs.csv")
-    assert len(expected) == 23
+    assert set(expected.index) == {p.parent.name for p in SHARED_RUNS.glob("*/catalog.txt")}
     for run_id, row in expected.iterrows():
         _check_against_runs_csv(SHARED_RUNS / str(run_id), row)
 

@@ -28,6 +28,7 @@ def _rows(n: int, rng, *, sky: bool, **fixed) -> pd.DataFrame:
             "dist2moon": rng.uniform(20, 150, n),
             "sunalt": rng.uniform(-60, -20, n),
             "seeing": 0.7,
+            "straylight_cut_mag": 10.0,
         }
     )
     frame["sky_mag_per_arcsec2"] = 21.0 - 2.0 * (frame["moonalt"] > 0) * frame["moonphase"] / 100

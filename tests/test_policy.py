@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from cputime.checkpoints import N_SOURCE_TYPES
 from cputime.policy import (
-    MAX_SEGMENTS,
     host_factor_from_reference_factor,
     plan_walltime,
     signal_lead_seconds,
@@ -45,32 +45,54 @@ def test_host_factor_conversion():
         host_factor_from_reference_factor(0.0)
 
 
+def _types(**seconds_by_type) -> np.ndarray:
+    """A one-job (1, 73) array of CPU by PhoSim source type, e.g. ``_types(t54=600.0)``."""
+    row = np.zeros((1, N_SOURCE_TYPES))
+    for name, value in seconds_by_type.items():
+        row[0, int(name[1:])] = value
+    return row
+
+
 def test_plan_single_job_when_it_fits():
-    plan = plan_walltime(10 * 3600.0, queue_max_seconds=48 * 3600.0, setup_seconds=120.0)
-    assert plan.segments == 1
-    assert plan.checkpointtotal == 0
-    assert plan.walltime_seconds == 10 * 3600.0 + 120.0
-    assert plan.slurm_time == "0-10:02:00"
-    assert plan.slurm_signal == f"B:USR1@{signal_lead_seconds(plan.walltime_seconds)}"
+    plan = plan_walltime(_types(t15=10 * 3600.0), 0.0, queue_max_seconds=48 * 3600.0)
+    assert plan.checkpointtotal[0] == 0 and plan.segments[0] == 1
+    # 36000 s of CPU + 120 s set-up: 601 minutes.
+    assert plan.walltime_seconds[0] == 36120.0
+    assert plan.slurm_times() == [["0-10:02:00"]]
+    assert plan.fits_queue[0] and plan.advice[0] == ""
 
 
-def test_plan_segments_fit_the_queue_with_margin():
-    queue = 48 * 3600.0
-    plan = plan_walltime(500 * 3600.0, queue_max_seconds=queue, setup_seconds=120.0)
-    assert plan.segments > 1
-    assert plan.checkpointtotal == plan.segments - 1
-    assert plan.walltime_seconds <= queue
-    # The heaviest segment (1.5x its share) plus the setup fits within 90 % of the queue + 1 min.
-    assert 1.5 * 500 * 3600.0 / plan.segments + 120.0 <= 0.9 * queue + 60.0
-    # One fewer segment would not.
-    assert 1.5 * 500 * 3600.0 / (plan.segments - 1) + 120.0 > 0.9 * queue - 120.0
-    assert plan.fits_queue
+def test_plan_follows_phosims_split_not_an_even_one():
+    # Everything but type 72 is in segment 0 when T = 1, so T = 1 cannot help; T = 2 puts the
+    # dark sky (types 10-19) in segment 0 and a 16.5-17.5 mag bin (type 54) in segment 1.
+    types = _types(t10=2000.0, t15=2000.0, t54=3000.0)
+    plan = plan_walltime(types, 60.0, queue_max_seconds=5000.0, setup_seconds=0.0, queue_margin=0.0)
+    assert plan.checkpointtotal[0] == 2
+    segments = plan.segment_walltime_seconds[0, :3]
+    assert_allclose(segments, [4080.0, 3060.0, 60.0])  # set-up paid by every segment
+    assert np.isnan(plan.segment_walltime_seconds[0, 3:]).all()
+    assert_allclose(plan.total_walltime_seconds[0], segments.sum())
 
 
-def test_plan_more_segments_than_phosim_can_make_is_flagged():
-    plan = plan_walltime(1e9, queue_max_seconds=3600.0, setup_seconds=60.0)
-    assert plan.segments == MAX_SEGMENTS
-    assert not plan.fits_queue
+def test_plan_with_two_jobs_chooses_per_job():
+    types = np.vstack([_types(t15=100.0), _types(t12=50000.0, t40=50000.0)])
+    plan = plan_walltime(types, [0.0, 0.0], queue_max_seconds=20 * 3600.0)
+    assert list(plan.checkpointtotal) == [0, 2]  # 40 - 35.5 mag split from the sky at T = 2
+    assert (plan.walltime_seconds <= 0.9 * 20 * 3600.0).all()
+
+
+def test_plan_says_when_one_source_type_is_longer_than_the_queue():
+    plan = plan_walltime(_types(t62=200 * 3600.0), 60.0, queue_max_seconds=48 * 3600.0)
+    assert not plan.fits_queue[0]
+    # The longest segment is the bin of the bright star: no split can make it shorter.
+    assert plan.walltime_seconds[0] >= 200 * 3600.0
+    assert "one source type alone needs" in plan.advice[0]
+    assert "a queue of" in plan.advice[0] and "threads" in plan.advice[0]
+
+
+def test_plan_rejects_a_queue_limit_of_zero():
+    with pytest.raises(ValueError, match="queue_max_seconds"):
+        plan_walltime(_types(t15=1.0), 0.0, queue_max_seconds=0.0)
 
 
 def test_signal_lead_is_bounded():

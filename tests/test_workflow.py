@@ -26,8 +26,12 @@ def _row(**overrides):
     row = {"obshistid": 230, "sensor": "R22_S11", "cpu_seconds_p50": 1000.0,
            "cpu_seconds_upper": 2000.0, "walltime_seconds": 2280, "segments": 1,
            "slurm_time": "0-00:38:00", "checkpointtotal": 0, "slurm_signal": "B:USR1@300",
-           "fits_queue": True, "confidence": 0.95, "threads": 1, "model_version": "v1"}
-    return {**row, **overrides}
+           "fits_queue": True, "confidence": 0.95, "threads": 1, "model_version": "v1",
+           "segment_slurm_times": "0-00:38:00"}
+    row = {**row, **overrides}
+    if "segment_slurm_times" not in overrides:
+        row["segment_slurm_times"] = ";".join([row["slurm_time"]] * int(row["segments"]))
+    return row
 
 
 @pytest.mark.parametrize("source", [CATALOG, VISIT])
@@ -55,8 +59,12 @@ def test_slurm_options_one_set_per_segment():
     [single] = slurm_options(_row())
     assert single == ["--job-name=phosim_230_R22_S11", "--time=0-00:38:00",
                       "--signal=B:USR1@300", "--cpus-per-task=1"]
-    sets = slurm_options(_row(segments=3, checkpointtotal=2, threads=4))
+    sets = slurm_options(_row(segments=3, checkpointtotal=2, threads=4,
+                              segment_slurm_times="1-02:00:00;0-00:38:00;0-00:03:00"))
     assert len(sets) == 3
+    # Each segment its own --time and signal lead: PhoSim's segments are not even.
+    assert [s[1] for s in sets] == ["--time=1-02:00:00", "--time=0-00:38:00", "--time=0-00:03:00"]
+    assert sets[0][2] == "--signal=B:USR1@1800" and sets[2][2] == "--signal=B:USR1@300"
     assert sets[2][0] == "--job-name=phosim_230_R22_S11_seg2"
     assert sets[2][-1] == "--export=ALL,PHOSIM_CHECKPOINTCOUNT=2,PHOSIM_CHECKPOINTTOTAL=2"
     assert "--cpus-per-task=4" in sets[0]
@@ -114,7 +122,7 @@ def test_example_workflow_runs_on_a_real_parsl_executor(tmp_path):
     assert len(lines) == 2 and all(line.endswith("ok") for line in lines), result.stdout
     outputs = sorted((tmp_path / "phosim_logs").glob("*.out"))
     segments = int(lines[0].split(":")[1].split()[0])
-    assert 1 < segments < 10
+    assert 1 < segments <= 73
     assert len(outputs) == 2 * segments
     last = (tmp_path / "phosim_logs" / f"9003_R22_S11_seg{segments - 1}.out").read_text()
     assert f"checkpointcount {segments - 1} of {segments - 1}" in last
