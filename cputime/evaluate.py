@@ -65,11 +65,17 @@ __all__ = [
     "select_params",
     "summarize_predictions",
     "upper_bound_metrics",
+    "recorded_levels",
+    "POLICY",
 ]
 
 #: How a training set treats jobs killed at the limit: as censored (the model's way), as exact
 #: values at the kill point, or dropped.
 CENSORING_MODES = ("censored", "exact", "drop")
+
+#: Name of the upper bound a model's own walltime policy sets (the level that loses the least
+#: CPU, :func:`cputime.policy.loss_minimising_level`), recorded as ``upper_policy``.
+POLICY = "policy"
 
 #: Confidence levels at which cross-validated upper bounds are recorded.
 CV_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99)
@@ -327,7 +333,8 @@ def cross_val_predictions(
     -------
     DataFrame
         One row per (model, split, test row): ``model``, ``split``, ``fold``, ``row``,
-        ``cpu_seconds``, ``censored``, ``median`` [s] and ``upper_<level>`` [s].
+        ``cpu_seconds``, ``censored``, ``median`` [s] and ``upper_<level>`` [s]; and
+        ``upper_policy`` [s] for models with a walltime policy (``predict_policy_upper``).
     """
     X = table[features]
     y = table["cpu_seconds"].to_numpy(dtype=float)
@@ -357,14 +364,19 @@ def cross_val_predictions(
         })
         for level in levels:
             frame[f"upper_{level}"] = model.predict_upper(X.iloc[test], level)
+        if hasattr(model, "predict_policy_upper"):
+            frame[f"upper_{POLICY}"] = model.predict_policy_upper(X.iloc[test])
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
 def summarize_predictions(
-    predictions: pd.DataFrame, confidence_level: float = 0.95
+    predictions: pd.DataFrame, confidence_level: float | str = 0.95
 ) -> pd.DataFrame:
     """:func:`upper_bound_metrics` per (model, split) over all out-of-fold rows.
+
+    ``confidence_level`` picks the upper bound used as the walltime: a recorded level, or
+    :data:`POLICY` (models without a policy are left out then).
 
     Returns
     -------
@@ -373,6 +385,8 @@ def summarize_predictions(
     """
     rows = {}
     for (name, split), group in predictions.groupby(["model", "split"], sort=False):
+        if group[f"upper_{confidence_level}"].isna().all():
+            continue
         rows[(name, split)] = upper_bound_metrics(
             group["cpu_seconds"], group["censored"], group["median"],
             group[f"upper_{confidence_level}"],
@@ -446,7 +460,7 @@ def plot_coverage(predictions: pd.DataFrame, path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     data = _kfold(predictions)
-    levels = sorted(float(c.removeprefix("upper_")) for c in data if c.startswith("upper_"))
+    levels = recorded_levels(data)
     fig, ax = plt.subplots(figsize=(5.5, 4.6))
     for name, rows in data.groupby("model", sort=False):
         done = rows[~rows["censored"]]
@@ -460,13 +474,22 @@ def plot_coverage(predictions: pd.DataFrame, path: str | Path) -> None:
     plt.close(fig)
 
 
+def recorded_levels(predictions: pd.DataFrame) -> list[float]:
+    """Confidence levels whose upper bounds a predictions table records, increasing."""
+    return sorted(
+        float(c.removeprefix("upper_"))
+        for c in predictions
+        if c.startswith("upper_") and c != f"upper_{POLICY}"
+    )
+
+
 def plot_tradeoff(predictions: pd.DataFrame, path: str | Path) -> None:
     """Killed share vs reserved overhead: ours across confidence levels, fixed walltime across
     limits. Finished jobs only (their outcome under any walltime is known)."""
     import matplotlib.pyplot as plt
 
     data = _kfold(predictions)
-    levels = sorted(float(c.removeprefix("upper_")) for c in data if c.startswith("upper_"))
+    levels = recorded_levels(data)
     fig, ax = plt.subplots(figsize=(5.5, 4.6))
 
     def point(y: np.ndarray, upper: np.ndarray) -> tuple[float, float]:
@@ -479,7 +502,11 @@ def plot_tradeoff(predictions: pd.DataFrame, path: str | Path) -> None:
         done = rows[~rows["censored"]]
         y = done["cpu_seconds"].to_numpy()
         pts = np.array([point(y, done[f"upper_{c}"].to_numpy()) for c in levels])
-        ax.plot(pts[:, 0], pts[:, 1], marker="o", ms=3, label=f"{name} (vary confidence)")
+        line = ax.plot(pts[:, 0], pts[:, 1], marker="o", ms=3, label=f"{name} (vary confidence)")
+        if f"upper_{POLICY}" in done and done[f"upper_{POLICY}"].notna().all():
+            x, share = point(y, done[f"upper_{POLICY}"].to_numpy())
+            ax.plot(x, share, "*", ms=13, color=line[0].get_color(), mec="k",
+                    label=f"{name}: least-CPU-lost level")
     done = data[(data["model"] == data["model"].iloc[0]) & ~data["censored"]]
     y = done["cpu_seconds"].to_numpy()
     limits = np.quantile(y, np.linspace(0.3, 1.0, 40))

@@ -360,6 +360,13 @@ class CPUTimeModel:
             }
         )
 
+    def calibration_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """Calibration scores ``ln(actual / predicted)`` of the production jobs and whether each
+        is a lower bound (killed): what a walltime policy weighs kills against (the sky term's
+        cross-conformal scores, which production jobs' times are made of)."""
+        regressor = self.sky_regressor_
+        return regressor.conformity_scores_, regressor.score_censored_
+
     def upper_seconds_by_source_type(
         self, X: pd.DataFrame, predicted: pd.DataFrame
     ) -> tuple[np.ndarray, np.ndarray]:

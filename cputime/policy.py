@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cputime.checkpoints import MAX_CHECKPOINTTOTAL, segment_seconds
+from cputime.conformal import kaplan_meier_cdf
 from cputime.durations import format_slurm_time
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "host_factor_from_reference_factor",
     "walltime_seconds",
     "signal_lead_seconds",
+    "loss_minimising_level",
     "plan_walltime",
 ]
 
@@ -42,6 +44,11 @@ DEFAULT_PARALLEL_FRACTION = 0.85
 #: Wall time every batch job (and every checkpoint segment) pays on top of the CPU it uses:
 #: start-up, reading the catalog and SEDs, the atmosphere screens, writing the image [s].
 DEFAULT_SETUP_SECONDS = 120.0
+
+#: Cost of a reserved but unused second relative to a CPU second lost to a kill [unitless]:
+#: unused reservation is not charged (Slurm charges elapsed time) but delays the queue's
+#: backfill; a kill throws away everything the job had used and must be run again.
+DEFAULT_OVERRESERVE_COST = 0.1
 
 #: Share of the queue limit kept free in every segment, for the host being slower than expected.
 DEFAULT_QUEUE_MARGIN = 0.10
@@ -125,6 +132,57 @@ def walltime_seconds(
     return float(rounded) if rounded.ndim == 0 else rounded
 
 
+def loss_minimising_level(
+    scores: np.ndarray,
+    censored: np.ndarray,
+    *,
+    overreserve_cost: float = DEFAULT_OVERRESERVE_COST,
+    kill_cost: float = 1.0,
+) -> float:
+    """Confidence level of the upper bound whose walltime loses the least CPU.
+
+    A walltime ``w = m e^o`` for a job of median prediction ``m`` and calibration score
+    ``z = ln(actual / m)`` loses, in units of ``m``:
+
+    - ``kill_cost * e^o`` when ``z > o``: the job is killed and what it used is lost (1 for a
+      single job; a checkpointed job loses only the segment that was killed, about ``1/S`` of
+      it for S segments);
+    - ``overreserve_cost * (e^o - e^z)`` when ``z <= o``: reserved but unused, which costs the
+      queue and the scheduler's backfill, not CPU, hence less.
+
+    The offset ``o`` minimising the expected loss under the Kaplan–Meier distribution of the
+    scores is found among the scores themselves; the mass beyond the last finished score (jobs
+    killed in calibration whose true time is unknown) counts as killed at every offset.
+
+    Parameters
+    ----------
+    scores, censored : array_like
+        Conformity scores ``ln(actual / predicted)`` and whether each is a lower bound.
+    overreserve_cost : float
+        Cost of an unused reserved second relative to a second lost to a kill [unitless].
+    kill_cost : float
+        Share of the job's CPU a kill loses [unitless].
+
+    Returns
+    -------
+    float
+        The confidence level whose conformal quantile is that offset, in (0, 1).
+    """
+    if overreserve_cost <= 0 or kill_cost <= 0:
+        raise ValueError("overreserve_cost and kill_cost must be positive")
+    events, cdf = kaplan_meier_cdf(scores, censored)
+    if events.size == 0:
+        raise ValueError("no finished job among the calibration scores")
+    mass = np.diff(cdf, prepend=0.0)
+    # E[(e^o - e^z) 1(z <= o)] at each offset o = events[j], by cumulative sums.
+    unused = np.exp(events) * np.cumsum(mass) - np.cumsum(mass * np.exp(events))
+    loss = overreserve_cost * unused + kill_cost * np.exp(events) * (1.0 - cdf)
+    best = int(np.argmin(loss))
+    n = np.size(scores)
+    # The conformal quantile at level c is the first score with F >= c (n + 1) / n.
+    return float(min(cdf[best] * n / (n + 1), 1.0 - 1.0 / (n + 1)))
+
+
 def signal_lead_seconds(walltime: float) -> int:
     """How long before the walltime Slurm should signal the job to checkpoint.
 
@@ -179,6 +237,15 @@ class WalltimePlans:
     def total_walltime_seconds(self) -> np.ndarray:
         """Sum over each job's segments [s]."""
         return np.nansum(self.segment_walltime_seconds, axis=1)
+
+    def replace_rows(self, rows: np.ndarray, other: WalltimePlans) -> WalltimePlans:
+        """These plans with ``rows`` taken from ``other`` (plans of those rows only)."""
+        columns = {}
+        for name in ("checkpointtotal", "segment_walltime_seconds", "fits_queue", "advice"):
+            values = getattr(self, name).copy()
+            values[rows] = getattr(other, name)
+            columns[name] = values
+        return WalltimePlans(**columns)
 
     def slurm_times(self) -> list[list[str]]:
         """``--time`` of each segment of each job, ``D-HH:MM:SS``."""

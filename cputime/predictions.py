@@ -10,8 +10,10 @@ from cputime.checkpoints import SOURCE_TYPE_PHOTON_COLUMNS
 from cputime.durations import format_slurm_time
 from cputime.model import CPUTimeModel
 from cputime.policy import (
+    DEFAULT_OVERRESERVE_COST,
     DEFAULT_PARALLEL_FRACTION,
     DEFAULT_SETUP_SECONDS,
+    loss_minimising_level,
     plan_walltime,
     signal_lead_seconds,
 )
@@ -47,6 +49,7 @@ def predict_jobs(
     features: pd.DataFrame,
     *,
     confidence_level: float | None = None,
+    overreserve_cost: float = DEFAULT_OVERRESERVE_COST,
     host_factor: float = 1.0,
     threads: int = 1,
     queue_max_seconds: float | None = None,
@@ -64,7 +67,13 @@ def predict_jobs(
         Output of :func:`cputime.features.catalog_features` or
         :func:`cputime.features.visit_features`.
     confidence_level : float, optional
-        Coverage of the upper bound; the model's default when None.
+        A fixed coverage of the upper bound that sets the walltime. None (the default): the level
+        that loses the least CPU (:func:`cputime.policy.loss_minimising_level` on the model's
+        calibration scores), for a kill that loses the whole job, or the heaviest segment of a
+        checkpointed one.
+    overreserve_cost : float
+        With the default policy: cost of a reserved but unused second relative to a second lost
+        to a kill [unitless].
     host_factor : float
         CPU seconds on the host that runs the job per reference-host second [unitless].
     threads : int
@@ -85,24 +94,54 @@ def predict_jobs(
         [s]; ``walltime_seconds`` and ``slurm_time`` are the longest segment's,
         ``segment_slurm_times`` each segment's, ``;``-separated; ``plan_note`` says what would
         fit a job that no split fits; ``extrapolation`` names the drivers beyond the fitted
-        range, by how much) followed by the source and sky terms and the features used.
+        range, by how much; ``confidence`` is the level used) followed by the source and sky
+        terms and the features used.
     """
-    level = model.confidence_level if confidence_level is None else confidence_level
     if features.empty:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
-    predicted = model.predict_frame(features, level)
-    by_type, every_segment = model.upper_seconds_by_source_type(features, predicted)
-    plans = plan_walltime(
-        by_type,
-        every_segment,
-        host_factor=host_factor,
-        threads=threads,
-        queue_max_seconds=queue_max_seconds,
-        setup_seconds=setup_seconds,
-        parallel_fraction=parallel_fraction,
-    )
+
+    def plan(rows: pd.DataFrame, level: float):
+        predicted = model.predict_frame(rows, level)
+        by_type, every_segment = model.upper_seconds_by_source_type(rows, predicted)
+        plans = plan_walltime(
+            by_type,
+            every_segment,
+            host_factor=host_factor,
+            threads=threads,
+            queue_max_seconds=queue_max_seconds,
+            setup_seconds=setup_seconds,
+            parallel_fraction=parallel_fraction,
+        )
+        return predicted, plans
+
+    if confidence_level is None:
+        scores, censored = model.calibration_scores()
+        level = loss_minimising_level(scores, censored, overreserve_cost=overreserve_cost)
+    else:
+        level = confidence_level
+    predicted, plans = plan(features, level)
+    levels = np.full(len(features), level)
+    if confidence_level is None:
+        # A checkpointed job's kill loses one segment, not the whole job: the heaviest
+        # segment's share of the job is what a kill can cost, and a lower level pays off.
+        segment_walls = plans.segment_walltime_seconds
+        share = np.nanmax(segment_walls, axis=1) / np.nansum(segment_walls, axis=1)
+        split = np.flatnonzero(plans.segments > 1)
+        kill_costs = np.round(share[split], 2)
+        by_cost = {
+            cost: loss_minimising_level(
+                scores, censored, overreserve_cost=overreserve_cost, kill_cost=float(cost)
+            )
+            for cost in np.unique(kill_costs)
+        }
+        again = np.array([by_cost[cost] for cost in kill_costs])
+        for new_level in np.unique(again[again != level]):
+            rows = split[again == new_level]
+            frame, replanned = plan(features.iloc[rows], new_level)
+            predicted.iloc[rows] = frame.to_numpy()
+            plans = plans.replace_rows(rows, replanned)
+            levels[rows] = new_level
     walltime = plans.walltime_seconds
-    segment_times = [";".join(times) for times in plans.slurm_times()]
     used = [
         c
         for c in features.columns
@@ -113,25 +152,25 @@ def predict_jobs(
         {
             "obshistid": features["obshistid"].to_numpy(),
             "sensor": features["sensor"].fillna("").replace("", model.reference_sensor).to_numpy(),
-            "cpu_seconds_p50": np.round(predicted["cpu_seconds_p50"].to_numpy(), 1),
-            "cpu_seconds_upper": np.round(predicted["cpu_seconds_upper"].to_numpy(), 1),
+            "cpu_seconds_p50": np.round(predicted["cpu_seconds_p50"].to_numpy(dtype=float), 1),
+            "cpu_seconds_upper": np.round(predicted["cpu_seconds_upper"].to_numpy(dtype=float), 1),
             "walltime_seconds": walltime.astype(int),
             "segments": plans.segments,
             "slurm_time": [format_slurm_time(w) for w in walltime],
             "checkpointtotal": plans.checkpointtotal,
-            "segment_slurm_times": segment_times,
+            "segment_slurm_times": [";".join(times) for times in plans.slurm_times()],
             "total_walltime_seconds": plans.total_walltime_seconds.astype(int),
             "slurm_signal": [f"B:USR1@{signal_lead_seconds(w)}" for w in walltime],
             "fits_queue": plans.fits_queue,
             "plan_note": plans.advice,
             "extrapolation": predicted["extrapolation"].to_numpy(),
-            "extrapolation_dex": np.round(predicted["extrapolation_dex"].to_numpy(), 3),
-            "confidence": level,
+            "extrapolation_dex": np.round(predicted["extrapolation_dex"].to_numpy(dtype=float), 3),
+            "confidence": np.round(levels, 4),
             "host_factor": host_factor,
             "threads": threads,
             "model_version": model_version,
-            "source_seconds_p50": np.round(predicted["source_seconds"].to_numpy(), 1),
-            "sky_seconds_p50": np.round(predicted["sky_seconds"].to_numpy(), 1),
+            "source_seconds_p50": np.round(predicted["source_seconds"].to_numpy(dtype=float), 1),
+            "sky_seconds_p50": np.round(predicted["sky_seconds"].to_numpy(dtype=float), 1),
             **{column: features[column].to_numpy() for column in used},
         }
     )

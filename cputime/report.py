@@ -23,6 +23,7 @@ from scipy.stats import spearmanr
 
 from cputime.cost import PhosimCostModel
 from cputime.evaluate import (
+    POLICY,
     FixedWalltime,
     PerFilterWalltime,
     Twinkles2016Forest,
@@ -30,6 +31,7 @@ from cputime.evaluate import (
     plot_coverage,
     plot_predicted_vs_actual,
     plot_tradeoff,
+    recorded_levels,
     summarize_predictions,
 )
 from cputime.extrapolation import extrapolation_dex, range_limits
@@ -42,6 +44,7 @@ from cputime.model import (
     leave_one_group_out_predictions,
     source_log_offset,
 )
+from cputime.policy import loss_minimising_level
 from cputime.training import CENSORED_COLUMN, TARGET_COLUMN
 
 __all__ = ["ModelWithRuns", "twinkles_cross_validation", "evaluate_runs", "write_report"]
@@ -67,6 +70,15 @@ class ModelWithRuns:
 
     def predict_upper(self, X: pd.DataFrame, confidence_level: float = 0.95) -> np.ndarray:
         return self.model_.predict_upper(X, confidence_level)
+
+    def predict_policy_upper(self, X: pd.DataFrame) -> np.ndarray:
+        """Upper bound at the level that loses the least CPU (the default walltime)."""
+        return self.model_.predict_upper(X, policy_level(self.model_))
+
+
+def policy_level(model: CPUTimeModel) -> float:
+    """The level of the default walltime policy for a single job (a kill loses all of it)."""
+    return loss_minimising_level(*model.calibration_scores())
 
 
 def twinkles_cross_validation(
@@ -196,6 +208,8 @@ def evaluate_runs(runs: MeasuredRuns, confidence_level: float = 0.95) -> tuple[p
             "n_beyond_range": int((distance[done] > 0).sum()),
             "n_over_0p15_dex": int((errors > 0.15).sum()),
             "finished_below_upper": float(np.mean(upper[done] >= runs.cpu_seconds[done])),
+            "median_upper_ratio": float(np.median(upper[done] / runs.cpu_seconds[done])),
+            "killed_cpu_seconds": float(upper[done][upper[done] < runs.cpu_seconds[done]].sum()),
             "killed_predicted_above": float(np.mean(predicted[~done] > runs.cpu_seconds[~done]))
             if (~done).any()
             else float("nan"),
@@ -351,10 +365,6 @@ def plot_runs(table: pd.DataFrame, runs: MeasuredRuns, out: Path) -> None:
 # ------------------------------------------------------------------------------------- report
 
 
-def _levels(predictions: pd.DataFrame) -> list[float]:
-    return [float(c.removeprefix("upper_")) for c in predictions if c.startswith("upper_")]
-
-
 def _given_model_predictions(
     table: pd.DataFrame, name: str, model: CPUTimeModel, *, levels: list[float]
 ) -> pd.DataFrame:
@@ -373,7 +383,15 @@ def _given_model_predictions(
     )
     for level in levels:
         frame[f"upper_{level}"] = model.predict_upper(X, level)
+    frame[f"upper_{POLICY}"] = model.predict_upper(X, policy_level(model))
     return frame
+
+
+def _metrics_dict(metrics: pd.DataFrame) -> dict:
+    return {
+        f"{model} [{split}]": {k: round(float(v), 4) for k, v in row.items()}
+        for (model, split), row in metrics.iterrows()
+    }
 
 
 def _rounded(value):
@@ -418,9 +436,10 @@ def write_report(
         progress=progress,
     )
     if given_model is not None:
-        given = _given_model_predictions(table, *given_model, levels=_levels(predictions))
+        given = _given_model_predictions(table, *given_model, levels=recorded_levels(predictions))
         predictions = pd.concat([predictions, given], ignore_index=True)
         metrics = summarize_predictions(predictions, confidence_level)
+    policy_metrics = summarize_predictions(predictions, POLICY)
     predictions.to_csv(out / "twinkles_cv_predictions.csv", index=False)
     metrics.to_csv(out / "twinkles_cv_metrics.csv")
     plot_predicted_vs_actual(
@@ -429,16 +448,23 @@ def write_report(
     plot_coverage(predictions, out / "coverage.png")
     plot_tradeoff(predictions, out / "tradeoff.png")
 
-    runs_table, runs_metrics = evaluate_runs(runs)
+    runs_table, runs_metrics = evaluate_runs(runs, confidence_level)
     runs_table.to_csv(out / "runs_predictions.csv", index=False)
     plot_runs(runs_table, runs, out)
+    # The runs under the default walltime policy: its level on a model fitted on every job.
+    level = policy_level(CPUTimeModel(regressor_params=regressor_params).fit(
+        table[["obshistid", "sensor", *FEATURE_COLUMNS]],
+        table[TARGET_COLUMN].to_numpy(),
+        table[CENSORED_COLUMN].to_numpy(),
+        runs=runs,
+    ))  # fmt: skip
+    _, runs_policy = evaluate_runs(runs, level)
     summary = {
         "confidence_level": confidence_level,
-        "twinkles_cv": {
-            f"{model} [{split}]": {k: round(float(v), 4) for k, v in row.items()}
-            for (model, split), row in metrics.iterrows()
-        },
+        "twinkles_cv": _metrics_dict(metrics),
+        "twinkles_cv_policy": _metrics_dict(policy_metrics),
         "phosim_runs": _rounded(runs_metrics),
+        "phosim_runs_policy": _rounded(runs_policy),
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

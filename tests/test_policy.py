@@ -7,8 +7,10 @@ import pytest
 from numpy.testing import assert_allclose
 
 from cputime.checkpoints import N_SOURCE_TYPES
+from cputime.conformal import km_conformal_upper_quantile
 from cputime.policy import (
     host_factor_from_reference_factor,
+    loss_minimising_level,
     plan_walltime,
     signal_lead_seconds,
     thread_speedup,
@@ -99,3 +101,32 @@ def test_signal_lead_is_bounded():
     assert signal_lead_seconds(60.0) == 300
     assert signal_lead_seconds(20 * 3600.0) == 1800
     assert signal_lead_seconds(10000.0) == 500
+
+
+def test_loss_minimising_level_weighs_kills_against_unused_reservation():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0.0, 0.1, 400)
+    censored = np.zeros(400, bool)
+    cheap = loss_minimising_level(scores, censored, overreserve_cost=0.02)
+    dear = loss_minimising_level(scores, censored, overreserve_cost=0.5)
+    # Unused reservation that costs little buys a higher level; a kill that loses only a
+    # segment buys a lower one.
+    assert 0.5 < dear < cheap < 1.0
+    segment = loss_minimising_level(scores, censored, overreserve_cost=0.1, kill_cost=0.2)
+    assert segment < loss_minimising_level(scores, censored, overreserve_cost=0.1)
+    # The level's conformal quantile is the minimising offset: check it against a brute force.
+    offsets = np.sort(scores)
+    z = scores[None, :]
+    loss = 0.1 * np.where(z <= offsets[:, None], np.exp(offsets[:, None]) - np.exp(z), 0).mean(1)
+    loss += np.exp(offsets) * (z > offsets[:, None]).mean(1)
+    level = loss_minimising_level(scores, censored, overreserve_cost=0.1)
+    assert_allclose(km_conformal_upper_quantile(scores, censored, level), offsets[np.argmin(loss)])
+
+
+def test_loss_minimising_level_counts_killed_calibration_jobs_as_killed():
+    scores = np.linspace(-0.2, 0.2, 100)
+    censored = scores > 0.1  # the slowest jobs were killed: their true scores are unknown
+    level = loss_minimising_level(scores, censored, overreserve_cost=0.1)
+    assert km_conformal_upper_quantile(scores, censored, level) <= 0.1
+    with pytest.raises(ValueError, match="positive"):
+        loss_minimising_level(scores, censored, overreserve_cost=0.0)
