@@ -225,9 +225,7 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         return X
 
     @staticmethod
-    def _check_target(
-        X: pd.DataFrame, y: Any, censored: Any
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _check_target(X: pd.DataFrame, y: Any, censored: Any) -> tuple[np.ndarray, np.ndarray]:
         seconds = np.asarray(y, dtype=float).ravel()
         if seconds.size != len(X):
             raise ValueError(f"y has {seconds.size} values but X has {len(X)} rows")
@@ -390,8 +388,13 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"fit: feature_names not in X: {missing}")
         self.features_used_ = used
         self.base_log_seconds_ = float(np.median(np.log(seconds)))
-        for name in ("conformity_scores_", "score_censored_", "score_groups_",
-                     "upper_log_offset_", "group_log_offsets_"):
+        for name in (
+            "conformity_scores_",
+            "score_censored_",
+            "score_groups_",
+            "upper_log_offset_",
+            "group_log_offsets_",
+        ):
             self.__dict__.pop(name, None)
 
         margin = self._base_margin(X)
@@ -460,7 +463,7 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         return self._predict_log(X) / math.log(10.0)
 
     def upper_log_offsets(
-        self, X: pd.DataFrame, confidence_level: float | None = None
+        self, X: pd.DataFrame, confidence_level: float | np.ndarray | None = None
     ) -> np.ndarray:
         """Per-row offset of the upper bound above the median [ln s].
 
@@ -468,8 +471,9 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         ----------
         X : DataFrame
             Feature table (only the columns the calibration grouping reads are used).
-        confidence_level : float, default=None
-            Coverage in (0, 1); None uses ``self.confidence_level``.
+        confidence_level : float or array of shape (n_samples,), default=None
+            Coverage in (0, 1), one for all rows or one per row; None uses
+            ``self.confidence_level``.
 
         Returns
         -------
@@ -481,19 +485,27 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
             raise _order_error("predict_upper", "fit")
         if not hasattr(self, "conformity_scores_"):
             raise _order_error("predict_upper", "conformalize")
-        if confidence_level is None or float(confidence_level) == float(self.confidence_level):
-            pooled, per_group = self.upper_log_offset_, self.group_log_offsets_
-        else:
-            pooled, per_group = self._offsets(check_confidence_level(confidence_level))
-        offsets = np.full(len(X), pooled, dtype=float)
-        if per_group:
-            groups = self._groups(X)
+        default = self.confidence_level if confidence_level is None else confidence_level
+        levels = np.broadcast_to(np.asarray(default, dtype=float), (len(X),))
+        groups = self._groups(X) if self.calibration_groups is not None else None
+        offsets = np.empty(len(X), dtype=float)
+        for level in np.unique(levels):
+            if level == float(self.confidence_level):
+                pooled, per_group = self.upper_log_offset_, self.group_log_offsets_
+            else:
+                pooled, per_group = self._offsets(check_confidence_level(level))
+            rows = levels == level
+            offsets[rows] = pooled
             for group, offset in per_group.items():
-                offsets[groups == group] = offset
+                offsets[rows & (groups == group)] = offset
         return offsets
 
+    def calibration_group_of(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibration group of each row (``"all"`` without Mondrian calibration)."""
+        return self._groups(X)
+
     def predict_median_and_upper(
-        self, X: pd.DataFrame, confidence_level: float | None = None
+        self, X: pd.DataFrame, confidence_level: float | np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Median and upper bound together, with one pass through the booster [s].
 

@@ -22,7 +22,14 @@ import pandas as pd
 from cputime.cost import FILTER_WAVELENGTH_NM
 from cputime.photons import source_photons
 
-__all__ = ["DIMENSIONS", "range_limits", "extrapolation_dex", "describe_extrapolation"]
+__all__ = [
+    "DIMENSIONS",
+    "SOURCE_DIMENSIONS",
+    "SKY_DIMENSIONS",
+    "range_limits",
+    "extrapolation_dex",
+    "describe_extrapolation",
+]
 
 #: The drivers whose fitted range is checked, in the order they are reported.
 DIMENSIONS = (
@@ -33,6 +40,11 @@ DIMENSIONS = (
     "exposure_seconds",
     "filter",
 )
+
+
+#: Drivers of the catalog's cost (the cost model's part) and of the sky's (the sky correction's).
+SOURCE_DIMENSIONS = ("brightest_star_photons", "source_photons", "n_trimmed_sources", "filter")
+SKY_DIMENSIONS = ("sky_photons", "exposure_seconds")
 
 
 def _values(features: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -32,7 +32,13 @@ from cputime.conformal import (
 )
 from cputime.cost import SOURCE_PARTS, PhosimCostModel
 from cputime.estimator import CPUTimeRegressor
-from cputime.extrapolation import describe_extrapolation, extrapolation_dex, range_limits
+from cputime.extrapolation import (
+    SKY_DIMENSIONS,
+    SOURCE_DIMENSIONS,
+    describe_extrapolation,
+    extrapolation_dex,
+    range_limits,
+)
 from cputime.features import FEATURE_COLUMNS
 from cputime.modelio import register_prior_kind
 from cputime.photons import sky_photons_per_sensor
@@ -306,15 +312,17 @@ class CPUTimeModel:
         return [c for c in FEATURE_COLUMNS if c in X.columns]
 
     # ------------------------------------------------------------------------------ predict
-    def predict_frame(self, X: pd.DataFrame, confidence_level: float | None = None) -> pd.DataFrame:
+    def predict_frame(
+        self, X: pd.DataFrame, confidence_level: float | np.ndarray | None = None
+    ) -> pd.DataFrame:
         """Everything a prediction needs, computed once, on the reference host [s].
 
         Parameters
         ----------
         X : pandas.DataFrame
             Features (:mod:`cputime.features` columns).
-        confidence_level : float, optional
-            Coverage of the upper bound; the model's default when None.
+        confidence_level : float or array of shape (n,), optional
+            Coverage of the upper bound, for all rows or per row; the model's default when None.
 
         Returns
         -------
@@ -327,9 +335,10 @@ class CPUTimeModel:
             [dex]) and ``extrapolation``
             (which drivers, by how much; '' inside the range).
         """
-        level = check_confidence_level(
-            self.confidence_level if confidence_level is None else confidence_level
-        )
+        default = self.confidence_level if confidence_level is None else confidence_level
+        level = np.broadcast_to(np.asarray(default, dtype=float), (len(X),))
+        for value in np.unique(level):
+            check_confidence_level(float(value))
         X = self._frame(X)
         parts = self.cost_model_.predict_parts(X)
         host = self.reference_host_factor_
@@ -339,13 +348,22 @@ class CPUTimeModel:
         sky_on = parts["sky"].to_numpy() > 0
         if sky_on.any():
             sky[sky_on], sky_upper[sky_on] = self.sky_regressor_.predict_median_and_upper(
-                X[sky_on], level
+                X[sky_on], level[sky_on]
             )
         dex = self.extrapolation(X)
-        distance = dex.max(axis=1).to_numpy()
-        widening = np.exp(self.extrapolation_log_slope(level) * distance)
-        source_ratio = np.exp(self.source_log_offset(level)) * widening
-        sky_ratio = np.divide(sky_upper, sky, out=np.ones(len(X)), where=sky > 0) * widening
+        offset = np.empty(len(X))
+        slope = np.empty(len(X))
+        for value in np.unique(level):
+            rows = level == value
+            offset[rows] = self.source_log_offset(float(value))
+            slope[rows] = self.extrapolation_log_slope(float(value))
+        # Catalog content and the filter's photon cost are the cost model's; the sky photons
+        # and exposure, what the sky correction learned from production jobs.
+        source_dex = dex[list(SOURCE_DIMENSIONS)].max(axis=1).to_numpy()
+        sky_dex = dex[list(SKY_DIMENSIONS)].max(axis=1).to_numpy()
+        source_ratio = np.exp(offset + slope * source_dex)
+        sky_ratio = np.divide(sky_upper, sky, out=np.ones(len(X)), where=sky > 0)
+        sky_ratio = sky_ratio * np.exp(slope * sky_dex)
         return pd.DataFrame(
             {
                 "source_seconds": source,
@@ -355,17 +373,22 @@ class CPUTimeModel:
                 "setup_seconds": host * parts["setup"].to_numpy(),
                 "source_upper_ratio": source_ratio,
                 "sky_upper_ratio": sky_ratio,
-                "extrapolation_dex": distance,
+                "extrapolation_dex": dex.max(axis=1).to_numpy(),
                 "extrapolation": describe_extrapolation(dex),
             }
         )
 
-    def calibration_scores(self) -> tuple[np.ndarray, np.ndarray]:
-        """Calibration scores ``ln(actual / predicted)`` of the production jobs and whether each
-        is a lower bound (killed): what a walltime policy weighs kills against (the sky term's
-        cross-conformal scores, which production jobs' times are made of)."""
+    def calibration_scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Calibration scores ``ln(actual / predicted)`` of the production jobs, whether each
+        is a lower bound (killed), and each one's calibration group: what a walltime policy
+        weighs kills against (the sky term's cross-conformal scores, which production jobs'
+        times are made of)."""
         regressor = self.sky_regressor_
-        return regressor.conformity_scores_, regressor.score_censored_
+        return regressor.conformity_scores_, regressor.score_censored_, regressor.score_groups_
+
+    def calibration_group_of(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibration group (e.g. moon up or down) of each job."""
+        return self.sky_regressor_.calibration_group_of(self._frame(X))
 
     def upper_seconds_by_source_type(
         self, X: pd.DataFrame, predicted: pd.DataFrame
@@ -421,8 +444,11 @@ class CPUTimeModel:
         """Median CPU time on the reference host [s]."""
         return self.predict_frame(X)["cpu_seconds_p50"].to_numpy()
 
-    def predict_upper(self, X: pd.DataFrame, confidence_level: float | None = None) -> np.ndarray:
-        """Upper bound of the CPU time on the reference host at ``confidence_level`` [s]."""
+    def predict_upper(
+        self, X: pd.DataFrame, confidence_level: float | np.ndarray | None = None
+    ) -> np.ndarray:
+        """Upper bound of the CPU time on the reference host at ``confidence_level`` (one
+        level, or one per row) [s]."""
         return self.predict_frame(X, confidence_level)["cpu_seconds_upper"].to_numpy()
 
     def source_log_offset(self, confidence_level: float) -> float:

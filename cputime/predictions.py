@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from cputime.checkpoints import SOURCE_TYPE_PHOTON_COLUMNS
+from cputime.conformal import min_calibration_size
 from cputime.durations import format_slurm_time
 from cputime.model import CPUTimeModel
 from cputime.policy import (
@@ -18,7 +19,7 @@ from cputime.policy import (
     signal_lead_seconds,
 )
 
-__all__ = ["PREDICTION_COLUMNS", "predict_jobs"]
+__all__ = ["PREDICTION_COLUMNS", "predict_jobs", "walltime_levels"]
 
 #: Columns every prediction table starts with, in this order.
 PREDICTION_COLUMNS = [
@@ -42,6 +43,50 @@ PREDICTION_COLUMNS = [
     "threads",
     "model_version",
 ]
+
+
+def walltime_levels(
+    model: CPUTimeModel,
+    features: pd.DataFrame,
+    *,
+    overreserve_cost: float = DEFAULT_OVERRESERVE_COST,
+    kill_cost: float | np.ndarray = 1.0,
+) -> np.ndarray:
+    """Level of each job's upper bound under the policy that loses the least CPU.
+
+    Parameters
+    ----------
+    model : CPUTimeModel
+    features : pandas.DataFrame
+    overreserve_cost : float
+        Cost of a reserved but unused second relative to a second lost to a kill [unitless].
+    kill_cost : float or array_like
+        Share of each job's CPU a kill loses [unitless]: 1 for a single job.
+
+    Returns
+    -------
+    numpy.ndarray
+        :func:`cputime.policy.loss_minimising_level` on the calibration scores of each job's
+        calibration group (moon up or down), or on all scores for a group too small to have
+        its own offsets. Kill costs are rounded to 0.01, so that few distinct levels result.
+    """
+    scores, censored, score_groups = model.calibration_scores()
+    groups = model.calibration_group_of(features)
+    costs = np.round(np.broadcast_to(np.asarray(kill_cost, dtype=float), (len(features),)), 2)
+    levels = np.empty(len(features))
+    for group in np.unique(groups):
+        own = score_groups == group
+        if own.sum() < min_calibration_size(0.95):
+            own = np.ones_like(own)
+        for cost in np.unique(costs[groups == group]):
+            rows = (groups == group) & (costs == cost)
+            levels[rows] = loss_minimising_level(
+                scores[own],
+                censored[own],
+                overreserve_cost=overreserve_cost,
+                kill_cost=max(float(cost), 0.01),
+            )
+    return levels
 
 
 def predict_jobs(
@@ -68,9 +113,8 @@ def predict_jobs(
         :func:`cputime.features.visit_features`.
     confidence_level : float, optional
         A fixed coverage of the upper bound that sets the walltime. None (the default): the level
-        that loses the least CPU (:func:`cputime.policy.loss_minimising_level` on the model's
-        calibration scores), for a kill that loses the whole job, or the heaviest segment of a
-        checkpointed one.
+        that loses the least CPU (:func:`walltime_levels`), for a kill that loses the whole
+        job, or the heaviest segment of a checkpointed one.
     overreserve_cost : float
         With the default policy: cost of a reserved but unused second relative to a second lost
         to a kill [unitless].
@@ -100,9 +144,9 @@ def predict_jobs(
     if features.empty:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
 
-    def plan(rows: pd.DataFrame, level: float):
-        predicted = model.predict_frame(rows, level)
-        by_type, every_segment = model.upper_seconds_by_source_type(rows, predicted)
+    def plan(levels: np.ndarray):
+        predicted = model.predict_frame(features, levels)
+        by_type, every_segment = model.upper_seconds_by_source_type(features, predicted)
         plans = plan_walltime(
             by_type,
             every_segment,
@@ -114,33 +158,24 @@ def predict_jobs(
         )
         return predicted, plans
 
-    if confidence_level is None:
-        scores, censored = model.calibration_scores()
-        level = loss_minimising_level(scores, censored, overreserve_cost=overreserve_cost)
+    if confidence_level is not None:
+        levels = np.full(len(features), float(confidence_level))
+        predicted, plans = plan(levels)
     else:
-        level = confidence_level
-    predicted, plans = plan(features, level)
-    levels = np.full(len(features), level)
-    if confidence_level is None:
-        # A checkpointed job's kill loses one segment, not the whole job: the heaviest
-        # segment's share of the job is what a kill can cost, and a lower level pays off.
-        segment_walls = plans.segment_walltime_seconds
-        share = np.nanmax(segment_walls, axis=1) / np.nansum(segment_walls, axis=1)
-        split = np.flatnonzero(plans.segments > 1)
-        kill_costs = np.round(share[split], 2)
-        by_cost = {
-            cost: loss_minimising_level(
-                scores, censored, overreserve_cost=overreserve_cost, kill_cost=float(cost)
+        levels = walltime_levels(model, features, overreserve_cost=overreserve_cost)
+        predicted, plans = plan(levels)
+        if (plans.segments > 1).any():
+            # A checkpointed job's kill loses one segment, not the whole job: the heaviest
+            # segment's share of the job is what a kill can cost, and a lower level pays off.
+            walls = plans.segment_walltime_seconds
+            share = np.nanmax(walls, axis=1) / np.nansum(walls, axis=1)
+            levels = walltime_levels(
+                model,
+                features,
+                overreserve_cost=overreserve_cost,
+                kill_cost=np.where(plans.segments > 1, share, 1.0),
             )
-            for cost in np.unique(kill_costs)
-        }
-        again = np.array([by_cost[cost] for cost in kill_costs])
-        for new_level in np.unique(again[again != level]):
-            rows = split[again == new_level]
-            frame, replanned = plan(features.iloc[rows], new_level)
-            predicted.iloc[rows] = frame.to_numpy()
-            plans = plans.replace_rows(rows, replanned)
-            levels[rows] = new_level
+            predicted, plans = plan(levels)
     walltime = plans.walltime_seconds
     used = [
         c

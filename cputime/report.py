@@ -44,7 +44,7 @@ from cputime.model import (
     leave_one_group_out_predictions,
     source_log_offset,
 )
-from cputime.policy import loss_minimising_level
+from cputime.predictions import walltime_levels
 from cputime.training import CENSORED_COLUMN, TARGET_COLUMN
 
 __all__ = ["ModelWithRuns", "twinkles_cross_validation", "evaluate_runs", "write_report"]
@@ -73,12 +73,7 @@ class ModelWithRuns:
 
     def predict_policy_upper(self, X: pd.DataFrame) -> np.ndarray:
         """Upper bound at the level that loses the least CPU (the default walltime)."""
-        return self.model_.predict_upper(X, policy_level(self.model_))
-
-
-def policy_level(model: CPUTimeModel) -> float:
-    """The level of the default walltime policy for a single job (a kill loses all of it)."""
-    return loss_minimising_level(*model.calibration_scores())
+        return self.model_.predict_upper(X, walltime_levels(self.model_, X))
 
 
 def twinkles_cross_validation(
@@ -383,7 +378,7 @@ def _given_model_predictions(
     )
     for level in levels:
         frame[f"upper_{level}"] = model.predict_upper(X, level)
-    frame[f"upper_{POLICY}"] = model.predict_upper(X, policy_level(model))
+    frame[f"upper_{POLICY}"] = model.predict_upper(X, walltime_levels(model, X))
     return frame
 
 
@@ -451,14 +446,15 @@ def write_report(
     runs_table, runs_metrics = evaluate_runs(runs, confidence_level)
     runs_table.to_csv(out / "runs_predictions.csv", index=False)
     plot_runs(runs_table, runs, out)
-    # The runs under the default walltime policy: its level on a model fitted on every job.
-    level = policy_level(CPUTimeModel(regressor_params=regressor_params).fit(
+    # The runs under the default walltime policy: its level (moon down: every run's sky is
+    # dark or off) on a model fitted on every job.
+    full = CPUTimeModel(regressor_params=regressor_params).fit(
         table[["obshistid", "sensor", *FEATURE_COLUMNS]],
         table[TARGET_COLUMN].to_numpy(),
         table[CENSORED_COLUMN].to_numpy(),
         runs=runs,
-    ))  # fmt: skip
-    _, runs_policy = evaluate_runs(runs, level)
+    )
+    _, runs_policy = evaluate_runs(runs, float(walltime_levels(full, runs.features).max()))
     summary = {
         "confidence_level": confidence_level,
         "twinkles_cv": _metrics_dict(metrics),
