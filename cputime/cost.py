@@ -76,19 +76,19 @@ FILTER_PARAMETERS = {
 #: fit on the project's PhoSim 3.4 runs (``features/phosim_runs.csv``; a 2-core AMD EPYC host,
 #: one thread). Seconds, seconds per photon, photons, and natural logs of the filter factors.
 DEFAULT_PARAMETERS = {
-    "setup_seconds_per_snap": 48.7,
-    "seconds_per_star_photon": 7.00e-7,
-    "seconds_per_galaxy_photon": 6.71e-7,
-    "bright_star_saturation_photons": 4.58e7,
-    "bright_star_photon_exponent": 0.438,
-    "seconds_per_straylight_photon": 9.4e-8,
-    "sky_setup_seconds_per_snap": 177.7,
+    "setup_seconds_per_snap": 47.2,
+    "seconds_per_star_photon": 7.03e-7,
+    "seconds_per_galaxy_photon": 6.92e-7,
+    "bright_star_saturation_photons": 5.68e7,
+    "bright_star_photon_exponent": 0.404,
+    "seconds_per_straylight_photon": 9.55e-8,
+    "sky_setup_seconds_per_snap": 179.3,
     "seconds_per_sky_photon": 3.82e-8,
-    "log_filter_factor_u": -1.285,
-    "log_filter_factor_g": -0.60,
-    "log_filter_factor_i": 0.129,
-    "log_filter_factor_z": 0.35,
-    "log_filter_factor_y": 0.574,
+    "log_filter_factor_u": -1.238,
+    "log_filter_factor_g": -0.680,
+    "log_filter_factor_i": 0.136,
+    "log_filter_factor_z": 0.369,
+    "log_filter_factor_y": 0.577,
 }
 
 #: What a fit assumes for a part its runs do not measure, chosen on the expensive side so that a

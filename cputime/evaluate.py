@@ -512,9 +512,11 @@ def plot_tradeoff(predictions: pd.DataFrame, path: str | Path) -> None:
     limits = np.quantile(y, np.linspace(0.3, 1.0, 40))
     pts = np.array([point(y, np.full(y.size, limit)) for limit in limits])
     ax.plot(pts[:, 0], pts[:, 1], "k-", label="fixed walltime (vary limit)")
+    # The region that matters, a few per cent killed, stays readable on a symlog axis.
+    ax.set_yscale("symlog", linthresh=0.01, linscale=0.5)
     ax.set(xscale="log", xlabel="reserved but unused / used CPU hours (finished jobs)",
            ylabel="share of finished jobs killed")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -558,14 +558,22 @@ def sky_mag_ks91(
     .. [1] Krisciunas & Schaefer (1991), PASP 103, 1033. :doi:`10.1086/132921`
     .. [2] OpSim v3 [2]_ of the module docstring, for the dark-sky and twilight levels.
     """
-    colour = np.asarray(moon_colours, dtype=float)[_as_filter(filter)]
-    total = (
-        dark_sky_brightness(filter, altitude, airmass, zenith_mags=dark_mags)
-        + moon_brightness_ks91(altitude, moonalt, moonphase, dist2moon, airmass)
-        * 10.0 ** (-0.4 * colour)
-        + twilight_brightness(filter, sunalt)
+    dark, moon = _dark_and_moon_nanolamberts(
+        filter, altitude, moonalt, moonphase, dist2moon, sunalt, airmass, dark_mags, moon_colours
     )
-    return mag_from_nanolamberts(total)
+    return mag_from_nanolamberts(dark + moon)
+
+
+def _dark_and_moon_nanolamberts(
+    filter, altitude, moonalt, moonphase, dist2moon, sunalt, airmass, dark_mags, moon_colours
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dark sky plus twilight, and moonlight, in the visit's filter [nL]."""
+    colour = np.asarray(moon_colours, dtype=float)[_as_filter(filter)]
+    moon = moon_brightness_ks91(altitude, moonalt, moonphase, dist2moon, airmass) * 10.0 ** (
+        -0.4 * colour
+    )
+    dark = dark_sky_brightness(filter, altitude, airmass, zenith_mags=dark_mags)
+    return dark + twilight_brightness(filter, sunalt), moon
 
 
 def moon_sky_fraction(
@@ -592,13 +600,11 @@ def moon_sky_fraction(
     numpy.ndarray
         Moonlight over total sky brightness [unitless, 0..1]; 0 where a condition is missing.
     """
-    colour = np.asarray(MOON_COLOUR_MAG, dtype=float)[_as_filter(filter)]
-    moon = moon_brightness_ks91(altitude, moonalt, moonphase, dist2moon, airmass) * 10.0 ** (
-        -0.4 * colour
-    )
-    dark = dark_sky_brightness(filter, altitude, airmass) + twilight_brightness(filter, sunalt)
-    total = dark + moon
-    return np.nan_to_num(np.clip(moon / total, 0.0, 1.0), nan=0.0)
+    dark, moon = _dark_and_moon_nanolamberts(
+        filter, altitude, moonalt, moonphase, dist2moon, sunalt, airmass, DARK_SKY_MAG,
+        MOON_COLOUR_MAG,
+    )  # fmt: skip
+    return np.nan_to_num(np.clip(moon / (dark + moon), 0.0, 1.0), nan=0.0)
 
 
 def sky_mag_opsim3(

@@ -117,13 +117,21 @@ def predict_one(
     return table.iloc[0].to_dict()
 
 
-def parsl_kwargs_of_row(row: Mapping, *, memory_mb: float | None = None) -> dict:
+def parsl_kwargs_of_row(
+    row: Mapping, *, memory_mb: float | None = None, segment: int | None = None
+) -> dict:
     """Parsl app keywords from a prediction row (see :func:`parsl_app_kwargs`).
 
-    Parsl's HighThroughput and ThreadPool executors refuse resource-specification keys other
-    than ``priority``: drop ``parsl_resource_specification`` for them and keep ``walltime``.
+    ``segment`` (0-based ``checkpointcount``) gives that checkpoint segment's own walltime;
+    None, the longest segment's. Parsl's HighThroughput and ThreadPool executors refuse
+    resource-specification keys other than ``priority``: drop ``parsl_resource_specification``
+    for them and keep ``walltime``.
     """
-    walltime = int(row["walltime_seconds"])
+    if segment is None:
+        walltime = int(row["walltime_seconds"])
+    else:
+        times = str(row["segment_slurm_times"]).split(";")
+        walltime = int(parse_clock(times[segment], field="segment_slurm_times"))
     spec = {"running_time_min": math.ceil(walltime / 60), "cores": int(row["threads"])}
     if memory_mb is not None:
         spec["memory"] = int(math.ceil(memory_mb))

@@ -192,3 +192,16 @@ def test_agreement_with_opsim(opsim_sample, model, max_median, max_p90):
     residual = np.abs(sky.sky_mag_per_arcsec2(**inputs, model=model) - opsim)
     assert np.median(residual) <= max_median
     assert np.percentile(residual, 90) <= max_p90
+
+
+def test_moon_sky_fraction_splits_the_sky_as_phosim_traces_it():
+    dark_night = sky.moon_sky_fraction(2, 70.0, **DARK)
+    assert dark_night == pytest.approx(0.0, abs=1e-6)
+    moonlit = sky.moon_sky_fraction(**VISIT_228035)
+    assert 0.5 < moonlit < 1.0
+    # The moonlight share of the flux is what separates the total from the moonless sky.
+    total = sky.sky_mag_ks91(**VISIT_228035)
+    moonless = sky.sky_mag_ks91(**{**VISIT_228035, "moonalt": -90.0})
+    assert_allclose(1.0 - moonlit, 10 ** (-0.4 * (moonless - total)), rtol=1e-4)
+    missing = sky.moon_sky_fraction(2, 70.0, np.nan, 50.0, 40.0, -30.0)
+    assert missing == 0.0

@@ -55,6 +55,14 @@ def test_parsl_kwargs_round_up_minutes_and_omit_unknown_memory():
                       "parsl_resource_specification": {"running_time_min": 2, "cores": 2}}
 
 
+def test_parsl_kwargs_of_one_segment_use_its_own_walltime():
+    row = _row(segments=3, checkpointtotal=2,
+               segment_slurm_times="1-02:00:00;0-00:38:00;0-00:03:00")
+    assert parsl_kwargs_of_row(row, segment=2)["walltime"] == 180
+    assert parsl_kwargs_of_row(row, segment=0)["parsl_resource_specification"] == {
+        "running_time_min": 26 * 60, "cores": 1}
+
+
 def test_slurm_options_one_set_per_segment():
     [single] = slurm_options(_row())
     assert single == ["--job-name=phosim_230_R22_S11", "--time=0-00:38:00",
