@@ -267,7 +267,7 @@ def format_slurm(table: pd.DataFrame, fmt: str = "sbatch", *, job_name: str = "p
                 + (f"; segment {k + 1} of {len(sets)}" if len(sets) > 1 else "")
             )
             if not row["fits_queue"]:
-                lines.append("# WARNING: too long for the queue limit even when segmented")
+                lines.append(f"# WARNING: {row.get('plan_note') or 'does not fit the queue limit'}")
             if k > 0:
                 lines.append(f"# after segment {k}: sbatch --dependency=afterok:<its job id>")
             lines.extend(f"#SBATCH {option}" for option in options)
