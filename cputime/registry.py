@@ -2,8 +2,8 @@
 
 A model spec (``--model``) is one of
 
-- None: the shipped model folder ``models/default`` next to the package (the environment
-  variable ``CPUTIME_DEFAULT_MODEL`` names another folder);
+- None: the shipped model (``models/default``, inside the package as ``cputime/data/default_model``;
+  the environment variable ``CPUTIME_DEFAULT_MODEL`` names another folder);
 - a folder written by :func:`cputime.modelio.save_cputime_model`;
 - ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``: a version registered in an MLflow registry
   (``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else :data:`DEFAULT_TRACKING_URI`). Its
@@ -36,6 +36,7 @@ __all__ = [
     "Decision",
     "RegisteredVersion",
     "default_model_dir",
+    "sqlite_database",
     "tracking_uri_or_default",
     "resolve_model",
     "champion_version",
@@ -80,9 +81,9 @@ def default_model_dir() -> Path:
     override = os.environ.get("CPUTIME_DEFAULT_MODEL")
     if override:
         return Path(override)
-    import cputime
+    from cputime.shipped import shipped_path
 
-    return Path(cputime.__file__).resolve().parents[1] / "models" / "default"
+    return shipped_path("default_model")
 
 
 def tracking_uri_or_default(tracking_uri: str | None) -> str:
@@ -143,6 +144,13 @@ def _load_registered(spec: str, tracking_uri: str) -> LoadedModel:
     if match is None:
         raise InputError(f"--model {spec}: use models:/NAME@ALIAS or models:/NAME/VERSION")
     name = match["name"]
+    database = sqlite_database(tracking_uri)
+    if database is not None and not database.is_file():
+        # Opening it would create an empty store (and leave it behind).
+        raise InputError(
+            f"--model {spec}: no MLflow store at {tracking_uri} ({database} does not exist; "
+            "give --tracking-uri)"
+        )
     client = _client(tracking_uri)
     try:
         if match["alias"]:
@@ -187,14 +195,24 @@ class RegisteredVersion:
         return f"models:/{self.name}/{self.version}"
 
 
-def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
-    """For a SQLite tracking store, artifacts go next to the database file."""
-    parsed = urlparse(tracking_uri)
+def sqlite_database(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL (MLflow or SQLAlchemy); None for other stores.
+
+    ``sqlite:///relative.db`` names ``relative.db`` in the working directory,
+    ``sqlite:////abs/path.db`` the absolute path; in-memory databases give None.
+    """
+    parsed = urlparse(uri)
     if parsed.scheme != "sqlite" or not parsed.path or parsed.path in ("/", "/:memory:"):
         return None
-    # sqlite:///relative.db has path "/relative.db"; sqlite:////abs.db has "//abs.db".
-    db = Path(parsed.path[1:]).resolve()
-    return (db.parent / "mlartifacts" / experiment).as_uri()
+    return Path(parsed.path[1:])
+
+
+def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """For a SQLite tracking store, artifacts go next to the database file."""
+    db = sqlite_database(tracking_uri)
+    if db is None:
+        return None
+    return (db.resolve().parent / "mlartifacts" / experiment).as_uri()
 
 
 def _experiment_id(client, tracking_uri: str, experiment: str) -> str:
