@@ -28,12 +28,23 @@ class ExitStatus(enum.IntEnum):
     """Exit statuses of the ``cputime`` command."""
 
     OK = 0
-    ERROR = 1  # an unexpected failure (a bug): the traceback is printed
+    ERROR = 1  # an unexpected failure (a bug, traceback printed), or a missing optional package
     BAD_INPUT = 2  # bad input or options: one line on stderr says what and where
     ALERT = 3  # ``monitor``: coverage fell below the threshold
 
 
 OUTPUT_FORMATS = ("csv", "parquet", "json", "jsonl")
+
+#: Optional packages and the extra that installs each (pyproject.toml), for a one-line hint.
+EXTRAS = {
+    "mlflow": "mlflow",
+    "sqlalchemy": "mlflow",
+    "alembic": "mlflow",
+    "fastapi": "service",
+    "uvicorn": "service",
+    "matplotlib": "plots",
+    "parsl": "parsl",
+}
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -932,6 +943,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitStatus.BAD_INPUT
     except BrokenPipeError:
         return ExitStatus.OK
+    except ModuleNotFoundError as err:
+        extra = EXTRAS.get((err.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"cputime {args.command}: error: this needs the optional package {err.name}: "
+            f"pip install 'cputime[{extra}]'",
+            file=sys.stderr,
+        )
+        return ExitStatus.ERROR
 
 
 if __name__ == "__main__":
