@@ -161,7 +161,21 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="instance catalogs (plain or gzipped) or CSV/Parquet tables of planned visits",
+        help="instance catalogs (plain or gzipped), CSV/Parquet tables of planned visits, or "
+        "OpSim databases (.db; OpSim 3 Summary or OpSim 4+ observations) and their CSV exports",
+    )
+    parser.add_argument(
+        "--where",
+        default=None,
+        metavar="SQL",
+        help="visit tables and OpSim only: an SQL condition on the table's own columns, e.g. "
+        "\"night <= 30 AND filter = 'r'\"",
+    )
+    parser.add_argument(
+        "--visits",
+        default=None,
+        metavar="IDS",
+        help="visit tables and OpSim only: visit ids to keep, comma-separated or @FILE",
     )
     parser.add_argument(
         "--sensors",
@@ -301,6 +315,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--job-name", default="phosim", help="prefix of --job-name")
     p.set_defaults(handler=_cmd_slurm)
+
+    p = _add(
+        sub,
+        "plan",
+        "a campaign's cost: per-visit predictions and CPU-hours by filter and night, with a plot",
+        """
+        cputime plan minion_1016_sqlite.db --sensors all --where "night <= 365" \\
+            --queue-max 2-00:00:00 -o plan/
+    """,
+    )
+    _input_options(p)
+    _model_options(p)
+    _plan_options(p)
+    p.add_argument(
+        "-o",
+        "--output",
+        type=_output_dir,
+        default=Path("plan"),
+        help="folder for predictions, summary.json, summary_by_filter.csv, summary_by_night.csv "
+        "and plan.png",
+    )
+    p.add_argument(
+        "--format",
+        choices=("csv", "parquet"),
+        default="parquet",
+        help="format of the per-job predictions file",
+    )
+    p.set_defaults(handler=_cmd_plan)
 
     p = _add(
         sub,
@@ -582,6 +624,8 @@ def _features(args) -> pd.DataFrame:
     from cputime.commands import read_commands
 
     commands = read_commands(args.commands) if args.commands else None
+    if args.where is not None or args.visits is not None:
+        return _selected_visit_features(args, commands)
     table = features_of_many(
         args.inputs,
         _sensor_list(args.sensors),
@@ -597,6 +641,29 @@ def _features(args) -> pd.DataFrame:
         print(f"cputime {args.command}: skipped: {failure.message}", file=sys.stderr)
     args.inputs_failed = bool(table.attrs.get("failed"))
     return table
+
+
+def _selected_visit_features(args, commands) -> pd.DataFrame:
+    """Features of the visits ``--where``/``--visits`` select from visit tables or OpSim."""
+    from cputime.features import is_visit_table, read_visit_table, visit_features
+    from cputime.opsim import parse_visit_ids
+
+    option = "--where" if args.where is not None else "--visits"
+    catalogs = [p for p in args.inputs if not is_visit_table(Path(p))]
+    if catalogs:
+        raise InputError(f"{option}: selects visits of tables, not of catalogs ({catalogs[0]})")
+    visits = parse_visit_ids(args.visits) if args.visits is not None else None
+    sensors = _sensor_list(args.sensors)
+    frames = [
+        visit_features(
+            read_visit_table(Path(p), where=args.where, visits=visits),
+            sensors,
+            commands=commands,
+            source=str(p),
+        )
+        for p in args.inputs
+    ]
+    return pd.concat(frames, ignore_index=True)
 
 
 def _finished(args) -> int:
@@ -619,6 +686,47 @@ def _cmd_slurm(args) -> int:
 
     sys.stdout.write(format_slurm(_predictions(args), args.format, job_name=args.job_name))
     return _finished(args)
+
+
+def _cmd_plan(args) -> int:
+    from cputime.campaign import campaign_summary, plot_campaign, write_campaign
+
+    table = _predictions(args)
+    if table.empty:
+        raise InputError("no visits to plan (check --where / --visits)")
+    out = args.output
+    out.mkdir(parents=True, exist_ok=True)
+    predictions = out / f"predictions.{args.format}"
+    summary = campaign_summary(table, _visit_nights(args))
+    files = [
+        *write_campaign(summary, out, queue_max_seconds=args.queue_max),
+        plot_campaign(
+            summary, out / "plan.png", title=", ".join(Path(p).name for p in args.inputs)
+        ),
+    ]
+    write_table(_with_filter_letters(table), predictions, args.format)
+    print(f"cputime plan: wrote {len(table)} rows to {predictions}", file=sys.stderr)
+    print(json.dumps({**summary["total"], "files": [str(predictions), *map(str, files)]},
+                     indent=2))  # fmt: skip
+    return _finished(args)
+
+
+def _visit_nights(args) -> pd.Series | None:
+    """OpSim night of each visit in the visit-table inputs that have one, by obshistid."""
+    from cputime.features import is_visit_table, read_visit_table
+    from cputime.opsim import parse_visit_ids
+
+    visits = parse_visit_ids(args.visits) if args.visits is not None else None
+    nights = []
+    for path in map(Path, args.inputs):
+        if is_visit_table(path):
+            table = read_visit_table(path, where=args.where, visits=visits)
+            if "night" in table.columns:
+                nights.append(table.set_index("obshistid")["night"])
+    if not nights:
+        return None
+    nights = pd.concat(nights)
+    return nights[~nights.index.duplicated()]
 
 
 def _cmd_serve(args) -> int:
@@ -880,19 +988,23 @@ def _existing_store(uri: str) -> None:
 # ------------------------------------------------------------------------------------- output
 
 
-#: PhoSim's filter numbers as the letters people use.
-FILTER_LETTERS = ("u", "g", "r", "i", "z", "y")
-
-
 def _write_output(args, table: pd.DataFrame) -> None:
     """Write a command's table to ``-o`` (``filter`` as its letter); say what was written."""
-    if "filter" in table.columns and pd.api.types.is_numeric_dtype(table["filter"]):
-        table = table.assign(
-            filter=table["filter"].map(lambda f: FILTER_LETTERS[int(f)] if f == f else f)
-        )
+    table = _with_filter_letters(table)
     write_table(table, args.output, args.format)
     if args.output != "-":
         print(f"cputime {args.command}: wrote {len(table)} rows to {args.output}", file=sys.stderr)
+
+
+def _with_filter_letters(table: pd.DataFrame) -> pd.DataFrame:
+    """``filter`` as its letter (u g r i z y) rather than PhoSim's number."""
+    from cputime.opsim import FILTER_LETTERS
+
+    if "filter" not in table.columns or not pd.api.types.is_numeric_dtype(table["filter"]):
+        return table
+    return table.assign(
+        filter=table["filter"].map(lambda f: FILTER_LETTERS[int(f)] if f == f else f)
+    )
 
 
 def write_table(table: pd.DataFrame, output: str | Path, fmt: str | None = None) -> None:
