@@ -233,6 +233,7 @@ def test_every_command_has_help_with_an_example(capsys):
         "monitor",
         "serve",
         "slurm",
+        "plan",
     ):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
@@ -305,6 +306,11 @@ def test_bad_option_values_are_one_line_naming_the_option(argv, option, capsys):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert f"argument {option}:" in err, err
     assert out == ""
+
+
+def test_where_on_a_catalog_is_refused(capsys):
+    status, _, err = run("predict", RUN_CATALOG, "--where", "night < 3", capsys=capsys)
+    assert status == ExitStatus.BAD_INPUT and "--where: selects visits of tables" in err
 
 
 def test_output_to_a_folder_is_refused(tmp_path, capsys):
