@@ -350,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
         "HTTP service: predictions as JSON (OpenAPI docs at /docs)",
         """
         cputime serve --model models:/cputime@champion --tracking-uri sqlite:///mlflow.db
-        curl -s localhost:8000/v1/predict --json '{"visits": [{"obshistid": 1, "filter": 2}]}'
+        curl -s localhost:8000/v1/predict --json '{"visits": [{"obshistid": 230, "filter": 2,
+            "altitude": 66.3, "moonalt": -36.1, "moonphase": 3.8, "dist2moon": 124.3,
+            "sunalt": -32.7}]}'
     """,
     )
     _model_options(p)

@@ -18,6 +18,7 @@ SHIPPED = {
     "default_model": "default_model",  # booster.json + metadata.json of models/default
     "phosim_runs": "phosim_runs.csv",  # features/phosim_runs.csv: catalog runs
     "twinkles_run1": "twinkles_run1.csv",  # features/twinkles_run1.csv: Twinkles training table
+    "twinkles_run1_train": "twinkles_run1_train.csv",  # the 2016 table as published
     "twinkles_host_factors": "twinkles_host_factors.csv",
 }
 
