@@ -1,0 +1,92 @@
+"""Every ``bash`` block of the README and docs/ runs as written, in order, in a scratch folder
+holding the files the page names; a block that needs a cluster or a running server is marked
+``<!-- docs-test: skip: REASON -->`` on the line before it."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sacct_synth import host_factors_csv, synthetic_sacct
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SKIP = re.compile(r"^<!-- docs-test: skip: (?P<reason>.+) -->$")
+
+#: Stand-ins for the user's own programs that the pages pipe into.
+PREAMBLE = "set -euo pipefail\nyour-engine-submit() { wc -l >/dev/null; }\n"
+
+
+def shell_blocks(page: Path) -> list[tuple[int, str, str | None]]:
+    """``(line, code, skip reason or None)`` of each bash block of a page."""
+    lines = page.read_text().splitlines()
+    blocks, start = [], None
+    for number, line in enumerate(lines, start=1):
+        if start is None and line.strip() == "```bash":
+            start = number
+        elif start is not None and line.strip() == "```":
+            marker = SKIP.match(lines[start - 2]) if start >= 2 else None
+            code = "\n".join(lines[start:number - 1]) + "\n"
+            blocks.append((start, code, marker["reason"] if marker else None))
+            start = None
+    return blocks
+
+
+def _workspace(folder: Path) -> dict[str, str]:
+    """The files the pages name, made from the examples and test data; returns the env."""
+    catalog = ROOT / "examples" / "catalogs" / "visit230_first200.txt"
+    shutil.copy(catalog, folder / "visit230_first200.txt")
+    zipped = gzip.compress(catalog.read_bytes())
+    for name in ("visit230_first200.txt.gz", "visit230.txt.gz", "instcat/phosim_cat_230.txt.gz",
+                 "instcat/phosim_cat_231.txt.gz", "catalogs/visit230.txt.gz"):
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_bytes(zipped)
+    (folder / "examples").symlink_to(ROOT / "examples")
+    visits = pd.read_csv(ROOT / "cputime" / "data" / "twinkles_run1_train.csv",
+                         skipinitialspace=True).head(120)  # fmt: skip
+    visits.to_csv(folder / "planned_visits.csv", index=False)
+    (folder / "sacct_may.txt").write_text(synthetic_sacct(visits, 480))
+    (folder / "hosts.csv").write_text(host_factors_csv())
+    for run in ("base", "A_bright07"):
+        shutil.copytree(DATA / "phosim_runs" / run, folder / "runs" / run)
+    (folder / "logs").mkdir()
+    shutil.copy(DATA / "phosim_logs" / "phosim34_tiny_R22_S11.time",
+                folder / "logs" / "phosim_230_R22_S11.time")  # fmt: skip
+    # `cputime` is this interpreter running this checkout's package.
+    (folder / "bin").mkdir()
+    shim = folder / "bin" / "cputime"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cputime.cli "$@"\n')
+    shim.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CPUTIME_"))}
+    env["PATH"] = f"{folder / 'bin'}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def test_every_page_has_a_block_or_none_is_lost():
+    assert sum(len(shell_blocks(page)) for page in PAGES) >= 20
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_shell_blocks_run(page, tmp_path):
+    blocks = shell_blocks(page)
+    runnable = [(line, code) for line, code, reason in blocks if reason is None]
+    for _, _, reason in blocks:
+        assert reason is None or "needs" in reason or "installs" in reason or "starts" in reason
+    if not runnable:
+        pytest.skip(f"{page.name}: every block needs a cluster, a server or an install")
+    env = _workspace(tmp_path)
+    for line, code in runnable:
+        result = subprocess.run(["bash", "-c", PREAMBLE + code], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=900)  # fmt: skip
+        assert result.returncode == 0, (
+            f"{page.name}:{line}: exit {result.returncode}\n{code}\n{result.stderr[-3000:]}"
+        )
