@@ -11,6 +11,7 @@ from cputime.registry import (
     DEFAULT_TRACKING_URI,
     _artifact_location,
     default_model_dir,
+    log_and_register,
     promotion_decision,
     resolve_model,
     tracking_uri_or_default,
@@ -47,7 +48,9 @@ def test_first_champion_must_pass_the_floor():
 
 def test_default_model_dir_and_override(monkeypatch, tmp_path):
     monkeypatch.delenv("CPUTIME_DEFAULT_MODEL", raising=False)
-    assert default_model_dir().parts[-2:] == ("models", "default")
+    # In a checkout the shipped model's files are the repository's models/default.
+    assert (default_model_dir() / "booster.json").resolve().parent.parts[-2:] == (
+        "models", "default")
     monkeypatch.setenv("CPUTIME_DEFAULT_MODEL", str(tmp_path))
     assert default_model_dir() == tmp_path
 
@@ -76,3 +79,46 @@ def test_bad_specs_are_input_errors(tmp_path):
 def test_unknown_registered_model(mlflow_uri):
     with pytest.raises(InputError, match="not found"):
         resolve_model("models:/nobody@champion", tracking_uri=mlflow_uri)
+
+
+def test_a_missing_sqlite_registry_is_an_error_and_is_not_created(tmp_path):
+    missing = tmp_path / "typo.db"
+    with pytest.raises(InputError, match="no MLflow store at .*typo.db does not exist"):
+        resolve_model("models:/phosim@champion", tracking_uri=f"sqlite:///{missing}")
+    assert not missing.exists()
+
+
+def test_registered_version_is_an_mlflow_model_built_from_code(mlflow_uri, monkeypatch):
+    """``mlflow.pyfunc.load_model`` predicts what cputime's own (JSON-only) loader does."""
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+    from mlflow.models import Model
+
+    from cputime.features import visit_features
+    from cputime.predictions import predict_jobs
+
+    registered = log_and_register(default_model_dir(), name="pyfunc-test", tracking_uri=mlflow_uri)
+    client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+    source = client.get_model_version_download_uri("pyfunc-test", registered.version)
+    local = download_artifacts(artifact_uri=source, tracking_uri=mlflow_uri)
+    flavor = Model.load(local).flavors["python_function"]
+    assert flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"  # code, not a pickle
+    assert not any(p.endswith((".pkl", ".pickle")) for p in
+                   (a.path for a in client.list_artifacts(registered.run_id, "model")))
+
+    visits = pd.DataFrame({"obshistid": [230, 231], "filter": [2, 1], "altitude": [66.3, 60.0],
+                           "moonalt": [-36.1, 35.0], "moonphase": [3.8, 85.0],
+                           "dist2moon": [124.3, 60.0], "sunalt": [-32.7, -40.0]})  # fmt: skip
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", mlflow_uri)
+    served = mlflow.pyfunc.load_model(f"models:/pyfunc-test/{registered.version}")
+    got = served.predict(visits, params={"queue_max_seconds": 4 * 3600.0, "threads": 2})
+
+    loaded = resolve_model(registered.uri, tracking_uri=mlflow_uri)
+    expected = predict_jobs(loaded.model, visit_features(visits), threads=2,
+                            queue_max_seconds=4 * 3600.0)  # fmt: skip
+    columns = ["cpu_seconds_p50", "cpu_seconds_upper", "walltime_seconds", "segments"]
+    pd.testing.assert_frame_equal(got[columns], expected[columns])
+    assert (got["segments"] > 1).any()

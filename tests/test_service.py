@@ -88,7 +88,9 @@ def client(server):
 def _cli_predictions(tmp_path, inputs, *options) -> list[dict]:
     out = tmp_path / "cli.json"
     assert main(["predict", *map(str, inputs), *options, "-o", str(out)]) == 0
-    return json.loads(out.read_text())
+    rows = json.loads(out.read_text())
+    # The CLI writes the filter as its letter; the service's JSON keeps PhoSim's number.
+    return [{**row, "filter": "ugrizy".index(row["filter"])} for row in rows]
 
 
 # ---------------------------------------------------------------------------------- routes
