@@ -115,7 +115,7 @@ def test_predict_visits_equals_the_cli(client, tmp_path):
     response = client.post("/v1/predict", json={"visits": VISITS[:2], **options})
     assert response.status_code == 200, response.text
     body = response.json()
-    cli = _cli_predictions(tmp_path, [table], "--confidence", "0.9", "--queue-max", "3600",
+    cli = _cli_predictions(tmp_path, [table], "--confidence", "0.9", "--queue-max", "60",
                            "--host-factor", "0.6", "--threads", "4")
     assert body["predictions"] == cli
     assert body["model"]["version"] == cli[0]["model_version"]
