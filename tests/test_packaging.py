@@ -98,3 +98,59 @@ def test_installed_wheel_predicts_from_any_folder(wheel, tmp_path):
     table = pd.read_csv(work / "predictions.csv")
     assert table.loc[0, "cpu_seconds_upper"] >= table.loc[0, "cpu_seconds_p50"] > 0
     assert table.loc[0, "model_version"] != ""
+
+
+#: Packages of the extras ([mlflow], [service], [plots], [parsl]), absent from a core install.
+EXTRA_PACKAGES = ("mlflow", "sqlalchemy", "alembic", "fastapi", "uvicorn", "starlette",
+                  "pydantic", "matplotlib", "parsl")  # fmt: skip
+
+_WITHOUT_EXTRAS = """
+import sys
+
+
+class NoExtras:
+    '''Imports of the extras' packages fail, as in an environment without them.'''
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {extras!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+
+
+sys.meta_path.insert(0, NoExtras())
+from cputime.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _core_only(*argv, cwd: Path) -> subprocess.CompletedProcess:
+    code = _WITHOUT_EXTRAS.format(extras=EXTRA_PACKAGES)
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code, *map(str, argv)], cwd=cwd,
+                          env=environment, capture_output=True, text=True)  # fmt: skip
+
+
+def test_the_core_install_predicts_and_plans_without_extras(tmp_path):
+    result = _core_only("predict", CATALOG, "--sensors", "R22_S11", "--queue-max", "2880",
+                        "-o", "p.csv", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 1
+    visits = ROOT / "tests" / "data" / "opsim_visits_sample.csv"
+    result = _core_only("features", visits, "--where", "filter = 'r'", "-o", "f.csv",
+                        cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, extra",
+    [
+        (["monitor", "--runs-db", "sqlite:///runs.db"], "mlflow"),
+        (["serve"], "service"),
+    ],
+)
+def test_a_missing_extra_is_one_line_naming_it(argv, extra, tmp_path):
+    (tmp_path / "runs.db").touch()
+    result = _core_only(*argv, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(f"pip install 'cputime[{extra}]'"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
