@@ -162,7 +162,9 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         metavar="INPUT",
         help="instance catalogs (plain or gzipped), CSV/Parquet tables of planned visits, or "
-        "OpSim databases (.db; OpSim 3 Summary or OpSim 4+ observations) and their CSV exports",
+        "OpSim databases (.db; OpSim 3 Summary or OpSim 4+ observations) and their CSV exports; "
+        "a folder stands for the inputs in it, @FILE for the paths listed in FILE (one a line, "
+        "relative to FILE's folder)",
     )
     parser.add_argument(
         "--where",
@@ -615,6 +617,33 @@ def _runs_db_option(parser: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------ commands
 
 
+#: Files a folder given as INPUT stands for.
+INPUT_SUFFIXES = (".txt", ".txt.gz", ".gz", ".csv", ".parquet", ".pq", ".db", ".sqlite",
+                  ".sqlite3")  # fmt: skip
+
+
+def _expand_inputs(items: Sequence[str]) -> list[str]:
+    """INPUT arguments as paths: a folder -> its input files (sorted), ``@FILE`` -> its lines."""
+    paths: list[str] = []
+    for item in items:
+        if item.startswith("@"):
+            listing = Path(item[1:])
+            if not listing.is_file():
+                raise InputError(f"INPUT {item}: no such list file")
+            lines = (line.strip() for line in listing.read_text().splitlines())
+            paths += [str(listing.parent / line) for line in lines
+                      if line and not line.startswith("#")]  # fmt: skip
+        elif Path(item).is_dir():
+            found = sorted(str(p) for p in Path(item).iterdir()
+                           if p.is_file() and p.name.lower().endswith(INPUT_SUFFIXES))  # fmt: skip
+            if not found:
+                raise InputError(f"INPUT {item}: a folder without catalogs or visit tables")
+            paths += found
+        else:
+            paths.append(item)
+    return paths
+
+
 def _sensor_list(spec: str | None) -> list[str] | None:
     from cputime.focalplane import parse_sensors
 
@@ -1051,6 +1080,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(err, file=sys.stderr)
         return ExitStatus.BAD_INPUT
     try:
+        if getattr(args, "inputs", None):
+            args.inputs = _expand_inputs(args.inputs)
         return int(args.handler(args))
     except InputError as err:
         print(f"cputime {args.command}: error: {err}", file=sys.stderr)

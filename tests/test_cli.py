@@ -1,6 +1,7 @@
 """The command line, run in-process: outputs, exit statuses and one-line errors."""
 
 import gzip
+import io
 import json
 from pathlib import Path
 
@@ -414,3 +415,26 @@ def test_train_finds_the_shipped_runs_table_from_any_folder(tmp_path, capsys, mo
     summary = json.loads(out)
     assert summary["catalog_runs"] == len(pd.read_csv(ROOT / "features" / "phosim_runs.csv"))
     assert (tmp_path / "m" / "booster.json").exists()
+
+
+def test_a_folder_or_an_at_list_stands_for_many_inputs(tmp_path, capsys):
+    folder = tmp_path / "instcat"
+    folder.mkdir()
+    for name in ("b.txt", "a.txt.gz"):
+        data = CATALOG.read_bytes()
+        (folder / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    (folder / "notes.md").write_text("not an input\n")
+    listing = tmp_path / "list.txt"
+    listing.write_text("# catalogs\ninstcat/b.txt\n\ninstcat/a.txt.gz\n")
+    by_folder = run("features", folder, "--sensors", "R22_S11", capsys=capsys)
+    by_list = run("features", f"@{listing}", "--sensors", "R22_S11", capsys=capsys)
+    assert by_folder[0] == by_list[0] == ExitStatus.OK, by_folder[2] + by_list[2]
+    assert len(pd.read_csv(io.StringIO(by_folder[1]))) == 2
+    # the folder is read in name order, the list in its own order: same rows, swapped
+    assert by_folder[1].splitlines()[1] == by_list[1].splitlines()[2]
+    status, _, err = run("features", f"@{tmp_path / 'nope.txt'}", capsys=capsys)
+    assert status == ExitStatus.BAD_INPUT and "no such list file" in err
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "README.md").write_text("no inputs here\n")
+    status, _, err = run("features", tmp_path / "empty", capsys=capsys)
+    assert status == ExitStatus.BAD_INPUT and "without catalogs" in err
