@@ -1022,9 +1022,30 @@ def _existing_store(uri: str) -> None:
 def _write_output(args, table: pd.DataFrame) -> None:
     """Write a command's table to ``-o`` (``filter`` as its letter); say what was written."""
     table = _with_filter_letters(table)
+    if args.output == "-" and args.format is None and sys.stdout.isatty():
+        sys.stdout.write(_terminal_table(table))
+        return
     write_table(table, args.output, args.format)
     if args.output != "-":
         print(f"cputime {args.command}: wrote {len(table)} rows to {args.output}", file=sys.stderr)
+
+
+#: Columns a terminal shows (when the table has them), and at most this many rows.
+TERMINAL_COLUMNS = ("obshistid", "sensor", "filter", "cpu_seconds_p50", "cpu_seconds_upper",
+                    "slurm_time", "segments", "fits_queue", "moonalt", "sky_mag_per_arcsec2",
+                    "n_objects", "brightest_star_mag")  # fmt: skip
+TERMINAL_ROWS = 40
+
+
+def _terminal_table(table: pd.DataFrame) -> str:
+    """A short aligned table for a person at a terminal; CPU in hours."""
+    shown = table[[c for c in TERMINAL_COLUMNS if c in table.columns]].head(TERMINAL_ROWS)
+    hours = {c: c.replace("seconds", "hours") for c in shown.columns if c.startswith("cpu_")}
+    shown = shown.assign(**{c: shown[c] / 3600.0 for c in hours}).rename(columns=hours)
+    text = shown.to_string(index=False, float_format=lambda x: f"{x:.2f}") + "\n"
+    if len(table) > TERMINAL_ROWS:
+        text += f"... {len(table) - TERMINAL_ROWS} more rows\n"
+    return text + "(a terminal gets this summary; -o FILE or --format csv for every column)\n"
 
 
 def _with_filter_letters(table: pd.DataFrame) -> pd.DataFrame:

@@ -438,3 +438,17 @@ def test_a_folder_or_an_at_list_stands_for_many_inputs(tmp_path, capsys):
     (tmp_path / "empty" / "README.md").write_text("no inputs here\n")
     status, _, err = run("features", tmp_path / "empty", capsys=capsys)
     assert status == ExitStatus.BAD_INPUT and "without catalogs" in err
+
+
+def test_a_terminal_gets_a_short_table(capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    status, out, err = run("predict", CATALOG, "--sensors", "R22_S11,R22_S12", capsys=capsys)
+    assert status == ExitStatus.OK, err
+    header, *rows, note = out.splitlines()
+    assert header.split()[:5] == ["obshistid", "sensor", "filter", "cpu_hours_p50",
+                                  "cpu_hours_upper"]  # fmt: skip
+    assert len(rows) == 2 and rows[0].split()[:3] == ["230", "R22_S11", "r"]
+    assert "--format csv" in note
+    status, out, _ = run("predict", CATALOG, "--sensors", "R22_S11", "--format", "csv",
+                         capsys=capsys)  # fmt: skip
+    assert out.startswith("obshistid,sensor,")
