@@ -1,6 +1,8 @@
 """Every ``bash`` block of the README and docs/ runs as written, in order, in a scratch folder
 holding the files the page names; a block that needs a cluster or a running server is marked
-``<!-- docs-test: skip: REASON -->`` on the line before it."""
+``<!-- docs-test: skip: REASON -->`` on the line before it. Every ``$ command`` of a ``console``
+block prints what the page shows after it: ``python tests/test_docs.py`` rewrites those outputs
+from what the commands print now (after the shipped model changes, for example)."""
 
 from __future__ import annotations
 
@@ -40,6 +42,37 @@ def shell_blocks(page: Path) -> list[tuple[int, str, str | None]]:
     return blocks
 
 
+def console_blocks(page: Path) -> list[tuple[int, int]]:
+    """``(first, end)`` 0-based line indexes (end exclusive) of the inside of each console block."""
+    lines = page.read_text().splitlines()
+    blocks, start = [], None
+    for index, line in enumerate(lines):
+        if start is None and line.strip() == "```console":
+            start = index + 1
+        elif start is not None and line.strip() == "```":
+            blocks.append((start, index))
+            start = None
+    return blocks
+
+
+def _sessions(lines: list[str]) -> list[tuple[str, list[str]]]:
+    """``(command, output lines)`` of each ``$ `` line of a console block."""
+    sessions: list[tuple[str, list[str]]] = []
+    for line in lines:
+        if line.startswith("$ "):
+            sessions.append((line[2:], []))
+        elif sessions:
+            sessions[-1][1].append(line)
+    return sessions
+
+
+def _run_console(command: str, folder: Path, env: dict[str, str]) -> list[str]:
+    """What a command prints (stdout, then stderr), line by line."""
+    result = subprocess.run(["bash", "-c", PREAMBLE + command], cwd=folder, env=env,
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    return [line.rstrip() for line in (result.stdout + result.stderr).splitlines()]
+
+
 def _workspace(folder: Path) -> dict[str, str]:
     """The files the pages name, made from the examples and test data; returns the env."""
     catalog = ROOT / "examples" / "catalogs" / "visit230_first200.txt"
@@ -49,6 +82,7 @@ def _workspace(folder: Path) -> dict[str, str]:
                  "instcat/phosim_cat_231.txt.gz", "catalogs/visit230.txt.gz"):
         (folder / name).parent.mkdir(exist_ok=True)
         (folder / name).write_bytes(zipped)
+    (folder / "instcat" / "bad.txt").write_text("obshistid 1\nfilter 2\n")  # no pointing
     (folder / "examples").symlink_to(ROOT / "examples")
     visits = pd.read_csv(ROOT / "cputime" / "data" / "twinkles_run1_train.csv",
                          skipinitialspace=True).head(120)  # fmt: skip
@@ -90,3 +124,40 @@ def test_shell_blocks_run(page, tmp_path):
         assert result.returncode == 0, (
             f"{page.name}:{line}: exit {result.returncode}\n{code}\n{result.stderr[-3000:]}"
         )
+
+
+CONSOLE_PAGES = [page for page in PAGES if console_blocks(page)]
+
+
+@pytest.mark.parametrize("page", CONSOLE_PAGES, ids=lambda p: p.name)
+def test_console_blocks_show_what_the_commands_print(page, tmp_path):
+    env = _workspace(tmp_path)
+    lines = page.read_text().splitlines()
+    for first, end in console_blocks(page):
+        for command, shown in _sessions(lines[first:end]):
+            printed = _run_console(command, tmp_path, env)
+            assert printed == shown, (
+                f"{page.name}:{first}: `{command}` now prints\n" + "\n".join(printed)
+                + "\n(python tests/test_docs.py rewrites the page's console outputs)"
+            )
+
+
+def update_console_outputs(page: Path, folder: Path) -> None:
+    """Rewrite the outputs of a page's console blocks with what the commands print."""
+    env = _workspace(folder)
+    lines = page.read_text().splitlines()
+    for first, end in reversed(console_blocks(page)):
+        block = []
+        for command, _ in _sessions(lines[first:end]):
+            block += [f"$ {command}", *_run_console(command, folder, env)]
+        lines[first:end] = block
+    page.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    for page in CONSOLE_PAGES:
+        with tempfile.TemporaryDirectory() as scratch:
+            update_console_outputs(page, Path(scratch))
+        print(f"updated {page.relative_to(ROOT)}")
