@@ -161,3 +161,47 @@ if __name__ == "__main__":
         with tempfile.TemporaryDirectory() as scratch:
             update_console_outputs(page, Path(scratch))
         print(f"updated {page.relative_to(ROOT)}")
+
+
+#: Numbers the pages quote from benchmark results: (page, pattern with one group per number,
+#: results file, JSON paths of those numbers).
+QUOTED = [
+    ("feature-extraction-on-a-cluster.md",
+     r"took ([\d.]+) s of wall time and ([\d,]+) MB peak memory .*?about ([\d.]+) times",
+     "catalog.json",
+     ["features_189_sensors_wall_s", "features_peak_rss_mb", "features_over_zcat"]),
+    ("feature-extraction-on-a-cluster.md", r"\(([\d,]+) MB\s+compressed\)", "catalog.json",
+     ["compressed_mb"]),
+    ("service.md", r"p99 latency \| (\d+) / (\d+) / (\d+) ms \| (\d+) / (\d+) / (\d+) ms",
+     "service.json",
+     [f"{server}.single_visit.latency_ms.{q}" for server in ("cputime", "mlflow")
+      for q in ("p50", "p90", "p99")]),
+    ("service.md", r"throughput \| (\d+) requests/s \| (\d+) requests/s", "service.json",
+     ["cputime.single_visit.requests_per_second", "mlflow.single_visit.requests_per_second"]),
+    ("service.md", r"batch: latency \(median of 5\) \| ([\d.]+) s \| ([\d.]+) s", "service.json",
+     ["cputime.batch.latency_s.p50", "mlflow.batch.latency_s.p50"]),
+    ("service.md", r"batch: throughput \| ([\d,]+) visits/s \| ([\d,]+) visits/s", "service.json",
+     ["cputime.batch.visits_per_second", "mlflow.batch.visits_per_second"]),
+]  # fmt: skip
+
+
+def _value(document: dict, path: str) -> float:
+    for key in path.split("."):
+        document = document[key]
+    return float(document)
+
+
+@pytest.mark.parametrize("page, pattern, results, paths", QUOTED, ids=lambda v: str(v)[:24])
+def test_quoted_benchmark_numbers_are_the_results_files(page, pattern, results, paths):
+    import json
+
+    text = " ".join((ROOT / "docs" / page).read_text().split())
+    match = re.search(pattern, text, flags=re.S)
+    assert match, f"{page}: no match for {pattern}"
+    measured = json.loads((ROOT / "benchmarks" / "results" / results).read_text())
+    for quoted, path in zip(match.groups(), paths, strict=True):
+        value = _value(measured, path)
+        # quoted as rounded: to 2 significant digits at least
+        assert float(quoted.replace(",", "")) == pytest.approx(value, rel=0.01, abs=0.05), (
+            f"{page} quotes {quoted} for {results}:{path} = {value}"
+        )
