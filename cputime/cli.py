@@ -28,16 +28,109 @@ class ExitStatus(enum.IntEnum):
     """Exit statuses of the ``cputime`` command."""
 
     OK = 0
-    ERROR = 1  # an unexpected failure (a bug): the traceback is printed
+    ERROR = 1  # an unexpected failure (a bug, traceback printed), or a missing optional package
     BAD_INPUT = 2  # bad input or options: one line on stderr says what and where
     ALERT = 3  # ``monitor``: coverage fell below the threshold
 
 
 OUTPUT_FORMATS = ("csv", "parquet", "json", "jsonl")
 
+#: Optional packages and the extra that installs each (pyproject.toml), for a one-line hint.
+EXTRAS = {
+    "mlflow": "mlflow",
+    "sqlalchemy": "mlflow",
+    "alembic": "mlflow",
+    "fastapi": "service",
+    "uvicorn": "service",
+    "matplotlib": "plots",
+    "parsl": "parsl",
+}
+
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad option as one line (exit status 2), not as usage plus message."""
+
+    def error(self, message: str):
+        raise InputError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
+# ------------------------------------------------------------------------- option value types
+# Each checks one option's value where it is read, so that a bad value is reported as one line
+# naming the option (argparse prefixes "argument --name:") before any work starts.
+
+
+def _interval(kind: type, low: float | None, high: float | None, closed: str = "both"):
+    """An argparse type: a ``kind`` (int or float) in an interval; ``closed`` is "both",
+    "left", "right" or "neither", as in scikit-learn's ``Interval``."""
+    left = "[" if closed in ("both", "left") else "("
+    right = "]" if closed in ("both", "right") else ")"
+    shown = (
+        f"{left if low is not None else '('}{'-inf' if low is None else low}, "
+        f"{'inf' if high is None else high}{right if high is not None else ')'}"
+    )
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        inside = abs(value) < float("inf")  # False for inf and NaN
+        if low is not None:
+            inside &= value >= low if left == "[" else value > low
+        if high is not None:
+            inside &= value <= high if right == "]" else value < high
+        if not inside:
+            raise argparse.ArgumentTypeError(f"{text} is not in {shown}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+_COUNT = _interval(int, 1, None)
+_POSITIVE = _interval(float, 0, None, "neither")
+_NON_NEGATIVE = _interval(float, 0, None)
+_LEVEL = _interval(float, 0, 1, "neither")
+
+
+def _queue_max(text: str) -> float:
+    """``--queue-max`` as Slurm reads ``--time`` (a bare number is minutes) [s]."""
+    from cputime.durations import parse_slurm_time
+
+    try:
+        seconds = parse_slurm_time(text, field="--queue-max")
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--queue-max: ")) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a queue limit (it must be > 0)")
+    return seconds
+
+
+def _output_file(text: str) -> str:
+    """``-o``: ``-`` or a file whose folder exists."""
+    if text == "-":
+        return text
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a folder; give a file name such as {path / 'predictions.csv'}"
+        )
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: folder {path.parent} does not exist")
+    return text
+
+
+def _output_dir(text: str) -> Path:
+    """``-o`` of a report: a folder (created when missing), not a file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder")
+    return path
 
 
 def _add(sub, name: str, help: str, example: str) -> argparse.ArgumentParser:
@@ -52,6 +145,7 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         default="-",
+        type=_output_file,
         help="output file (.csv, .parquet, .json, .jsonl) or - for standard output",
     )
     parser.add_argument(
@@ -67,7 +161,23 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="instance catalogs (plain or gzipped) or CSV/Parquet tables of planned visits",
+        help="instance catalogs (plain or gzipped), CSV/Parquet tables of planned visits, or "
+        "OpSim databases (.db; OpSim 3 Summary or OpSim 4+ observations) and their CSV exports; "
+        "a folder stands for the inputs in it, @FILE for the paths listed in FILE (one a line, "
+        "relative to FILE's folder)",
+    )
+    parser.add_argument(
+        "--where",
+        default=None,
+        metavar="SQL",
+        help="visit tables and OpSim only: an SQL condition on the table's own columns, e.g. "
+        "\"night <= 30 AND filter = 'r'\"",
+    )
+    parser.add_argument(
+        "--visits",
+        default=None,
+        metavar="IDS",
+        help="visit tables and OpSim only: visit ids to keep, comma-separated or @FILE",
     )
     parser.add_argument(
         "--sensors",
@@ -83,7 +193,7 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--jobs",
-        type=int,
+        type=_COUNT,
         default=1,
         help="catalogs read in parallel (local processes)",
     )
@@ -128,31 +238,35 @@ def _model_options(
 def _plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--confidence",
-        type=float,
+        type=_LEVEL,
         default=None,
         help="coverage of the upper bound (default: the model's, 0.95)",
     )
     parser.add_argument(
         "--host-factor",
-        type=float,
+        type=_POSITIVE,
         default=1.0,
         help="CPU seconds on your host per second on the model's reference host",
     )
-    parser.add_argument("--threads", type=int, default=1, help="PhoSim threads per job")
+    parser.add_argument("--threads", type=_COUNT, default=1, help="PhoSim threads per job")
     parser.add_argument(
         "--queue-max",
+        type=_queue_max,
         default=None,
-        help="queue walltime limit (48h, 2-00:00:00, seconds): longer jobs are "
-        "split into checkpointed segments",
+        help="queue walltime limit as sbatch --time reads it (a bare number is minutes: 2880, "
+        "2-00:00:00, 48:00:00; or 48h): longer jobs are split into checkpointed segments",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from cputime import __version__
+
+    parser = _Parser(
         prog="cputime",
         description="Predict the CPU time of PhoSim jobs and turn it into walltimes.",
         formatter_class=_Formatter,
     )
+    parser.add_argument("--version", action="version", version=f"cputime {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = _add(
@@ -206,26 +320,59 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(
         sub,
+        "plan",
+        "a campaign's cost: per-visit predictions and CPU-hours by filter and night, with a plot",
+        """
+        cputime plan minion_1016_sqlite.db --sensors all --where "night <= 365" \\
+            --queue-max 2-00:00:00 -o plan/
+    """,
+    )
+    _input_options(p)
+    _model_options(p)
+    _plan_options(p)
+    p.add_argument(
+        "-o",
+        "--output",
+        type=_output_dir,
+        default=Path("plan"),
+        help="folder for predictions, summary.json, summary_by_filter.csv, summary_by_night.csv "
+        "and plan.png",
+    )
+    p.add_argument(
+        "--format",
+        choices=("csv", "parquet"),
+        default="parquet",
+        help="format of the per-job predictions file",
+    )
+    p.set_defaults(handler=_cmd_plan)
+
+    p = _add(
+        sub,
         "serve",
         "HTTP service: predictions as JSON (OpenAPI docs at /docs)",
         """
         cputime serve --model models:/cputime@champion --tracking-uri sqlite:///mlflow.db
-        curl -s localhost:8000/v1/predict --json '{"visits": [{"obshistid": 1, "filter": 2}]}'
+        curl -s localhost:8000/v1/predict --json '{"visits": [{"obshistid": 230, "filter": 2,
+            "altitude": 66.3, "moonalt": -36.1, "moonphase": 3.8, "dist2moon": 124.3,
+            "sunalt": -32.7}]}'
     """,
     )
     _model_options(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_interval(int, 0, 65535), default=8000)
     p.add_argument(
-        "--max-body-bytes", type=int, default=8 * 1024 * 1024, help="larger request bodies get 413"
+        "--max-body-bytes",
+        type=_interval(int, 0, None),
+        default=8 * 1024 * 1024,
+        help="larger request bodies get 413",
     )
     p.add_argument(
         "--poll-seconds",
-        type=float,
+        type=_NON_NEGATIVE,
         default=30.0,
         help="how often a models:/NAME@ALIAS is re-resolved (0: never)",
     )
-    p.add_argument("--workers", type=int, default=1, help="server processes")
+    p.add_argument("--workers", type=_COUNT, default=1, help="server processes")
     p.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
@@ -256,14 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="CSV host,factor (glob patterns): reference seconds per host second",
     )
-    p.add_argument(
-        "--runs",
-        type=Path,
-        default=Path("features/phosim_runs.csv"),
-        help="features + CPU of PhoSim runs that vary catalog content",
-    )
-    p.add_argument("--confidence", type=float, default=0.95, help="default coverage")
-    p.add_argument("--out", type=Path, default=Path("models/trained"), help="model folder")
+    _runs_option(p)
+    p.add_argument("--confidence", type=_LEVEL, default=0.95, help="default coverage")
+    p.add_argument("--out", type=_output_dir, default=Path("models/trained"), help="model folder")
     p.set_defaults(handler=_cmd_train)
 
     p = _add(
@@ -277,15 +419,23 @@ def build_parser() -> argparse.ArgumentParser:
     """,
     )
     _model_options(p, default_help="none: only the cross-validated models")
-    p.add_argument("table", type=Path, help="training table (as for train)")
+    p.add_argument(
+        "table",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="training table (as for train; default: the shipped features/twinkles_run1.csv)",
+    )
     p.add_argument("--target", default="cpu_seconds_ref")
     p.add_argument("--censored-col", default="censored")
     p.add_argument("--host-col", default=None)
     p.add_argument("--host-factors", type=Path, default=None)
-    p.add_argument("--runs", type=Path, default=Path("features/phosim_runs.csv"))
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--confidence", type=float, default=0.95)
-    p.add_argument("-o", "--output", type=Path, default=Path("report"), help="report folder")
+    _runs_option(p)
+    p.add_argument("--folds", type=_interval(int, 2, None), default=5)
+    p.add_argument("--confidence", type=_LEVEL, default=0.95)
+    p.add_argument(
+        "-o", "--output", type=_output_dir, default=Path("report"), help="report folder"
+    )
     p.set_defaults(handler=_cmd_evaluate)
     p = _add(
         sub,
@@ -391,20 +541,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="move the champion alias to the challenger if it passes the gate",
     )
-    p.add_argument(
-        "--runs",
-        type=Path,
-        default=Path("features/phosim_runs.csv"),
-        help="features + CPU of PhoSim runs that vary catalog content",
-    )
+    _runs_option(p)
     p.add_argument(
         "--holdout",
-        type=float,
+        type=_LEVEL,
         default=0.2,
         help="share of the most recent runs held out for the comparison",
     )
-    p.add_argument("--confidence", type=float, default=0.95, help="default coverage")
-    p.add_argument("--out", type=Path, default=None, help="also keep the model folder here")
+    p.add_argument("--confidence", type=_LEVEL, default=0.95, help="default coverage")
+    p.add_argument(
+        "--out", type=_output_dir, default=None, help="also keep the model folder here"
+    )
     p.add_argument(
         "--regressor-params",
         default=None,
@@ -430,19 +577,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--min-coverage",
-        type=float,
+        type=_interval(float, 0, 1, "right"),
         default=0.9,
         help="exit status 3 when the coverage of finished runs is below this",
     )
     p.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=_output_dir,
         default=None,
         help="folder for monitor_runs.csv, monitor_drift.csv, monitor.png",
     )
     p.set_defaults(handler=_cmd_monitor)
     return parser
+
+
+def _runs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=None,
+        help="features + CPU of PhoSim runs that vary catalog content (default: the shipped "
+        "features/phosim_runs.csv)",
+    )
+
+
+def _runs_path(args) -> Path:
+    from cputime.shipped import shipped_path
+
+    return args.runs if args.runs is not None else shipped_path("phosim_runs")
 
 
 def _runs_db_option(parser: argparse.ArgumentParser) -> None:
@@ -452,6 +615,33 @@ def _runs_db_option(parser: argparse.ArgumentParser) -> None:
 
 
 # ------------------------------------------------------------------------------------ commands
+
+
+#: Files a folder given as INPUT stands for.
+INPUT_SUFFIXES = (".txt", ".txt.gz", ".gz", ".csv", ".parquet", ".pq", ".db", ".sqlite",
+                  ".sqlite3")  # fmt: skip
+
+
+def _expand_inputs(items: Sequence[str]) -> list[str]:
+    """INPUT arguments as paths: a folder -> its input files (sorted), ``@FILE`` -> its lines."""
+    paths: list[str] = []
+    for item in items:
+        if item.startswith("@"):
+            listing = Path(item[1:])
+            if not listing.is_file():
+                raise InputError(f"INPUT {item}: no such list file")
+            lines = (line.strip() for line in listing.read_text().splitlines())
+            paths += [str(listing.parent / line) for line in lines
+                      if line and not line.startswith("#")]  # fmt: skip
+        elif Path(item).is_dir():
+            found = sorted(str(p) for p in Path(item).iterdir()
+                           if p.is_file() and p.name.lower().endswith(INPUT_SUFFIXES))  # fmt: skip
+            if not found:
+                raise InputError(f"INPUT {item}: a folder without catalogs or visit tables")
+            paths += found
+        else:
+            paths.append(item)
+    return paths
 
 
 def _sensor_list(spec: str | None) -> list[str] | None:
@@ -465,6 +655,8 @@ def _features(args) -> pd.DataFrame:
     from cputime.commands import read_commands
 
     commands = read_commands(args.commands) if args.commands else None
+    if args.where is not None or args.visits is not None:
+        return _selected_visit_features(args, commands)
     table = features_of_many(
         args.inputs,
         _sensor_list(args.sensors),
@@ -482,18 +674,41 @@ def _features(args) -> pd.DataFrame:
     return table
 
 
+def _selected_visit_features(args, commands) -> pd.DataFrame:
+    """Features of the visits ``--where``/``--visits`` select from visit tables or OpSim."""
+    from cputime.features import is_visit_table, read_visit_table, visit_features
+    from cputime.opsim import parse_visit_ids
+
+    option = "--where" if args.where is not None else "--visits"
+    catalogs = [p for p in args.inputs if not is_visit_table(Path(p))]
+    if catalogs:
+        raise InputError(f"{option}: selects visits of tables, not of catalogs ({catalogs[0]})")
+    visits = parse_visit_ids(args.visits) if args.visits is not None else None
+    sensors = _sensor_list(args.sensors)
+    frames = [
+        visit_features(
+            read_visit_table(Path(p), where=args.where, visits=visits),
+            sensors,
+            commands=commands,
+            source=str(p),
+        )
+        for p in args.inputs
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
 def _finished(args) -> int:
     """OK, or BAD_INPUT when --keep-going skipped inputs."""
     return ExitStatus.BAD_INPUT if getattr(args, "inputs_failed", False) else ExitStatus.OK
 
 
 def _cmd_features(args) -> int:
-    write_table(_features(args), args.output, args.format)
+    _write_output(args, _features(args))
     return _finished(args)
 
 
 def _cmd_predict(args) -> int:
-    write_table(_predictions(args), args.output, args.format)
+    _write_output(args, _predictions(args))
     return _finished(args)
 
 
@@ -504,13 +719,53 @@ def _cmd_slurm(args) -> int:
     return _finished(args)
 
 
+def _cmd_plan(args) -> int:
+    from cputime.campaign import campaign_summary, plot_campaign, write_campaign
+
+    table = _predictions(args)
+    if table.empty:
+        raise InputError("no visits to plan (check --where / --visits)")
+    out = args.output
+    out.mkdir(parents=True, exist_ok=True)
+    predictions = out / f"predictions.{args.format}"
+    summary = campaign_summary(table, _visit_nights(args))
+    files = [
+        *write_campaign(summary, out, queue_max_seconds=args.queue_max),
+        plot_campaign(
+            summary, out / "plan.png", title=", ".join(Path(p).name for p in args.inputs)
+        ),
+    ]
+    write_table(_with_filter_letters(table), predictions, args.format)
+    print(f"cputime plan: wrote {len(table)} rows to {predictions}", file=sys.stderr)
+    print(json.dumps({**summary["total"], "files": [str(predictions), *map(str, files)]},
+                     indent=2))  # fmt: skip
+    return _finished(args)
+
+
+def _visit_nights(args) -> pd.Series | None:
+    """OpSim night of each visit in the visit-table inputs that have one, by obshistid."""
+    from cputime.features import is_visit_table, read_visit_table
+    from cputime.opsim import parse_visit_ids
+
+    visits = parse_visit_ids(args.visits) if args.visits is not None else None
+    nights = []
+    for path in map(Path, args.inputs):
+        if is_visit_table(path):
+            table = read_visit_table(path, where=args.where, visits=visits)
+            if "night" in table.columns:
+                nights.append(table.set_index("obshistid")["night"])
+    if not nights:
+        return None
+    nights = pd.concat(nights)
+    return nights[~nights.index.duplicated()]
+
+
 def _cmd_serve(args) -> int:
     import uvicorn
 
+    from cputime.registry import resolve_model
     from cputime.service import ServiceSettings
 
-    if args.max_body_bytes < 0:
-        raise InputError(f"--max-body-bytes: {args.max_body_bytes} must be 0 or more")
     settings = dataclasses.replace(
         ServiceSettings.from_env(),  # CPUTIME_* variables set what the options do not
         model=args.model,
@@ -518,6 +773,9 @@ def _cmd_serve(args) -> int:
         max_body_bytes=args.max_body_bytes,
         poll_seconds=args.poll_seconds,
     )
+    # Load the model once here, so that a wrong --model is one line and exit 2 before the server
+    # starts, rather than a traceback from every worker.
+    resolve_model(settings.model, tracking_uri=settings.tracking_uri)
     # Workers are separate processes: they build the app from these environment variables.
     # Requests are small: XGBoost's OpenMP threads would only contend with the server's (one-row
     # DMatrix set-up measured at 0.2 ms on one thread, 24 ms on two on a busy 2-core host).
@@ -537,31 +795,69 @@ def _cmd_serve(args) -> int:
 
 
 def _predictions(args) -> pd.DataFrame:
-    from cputime.durations import parse_duration
     from cputime.predictions import predict_jobs
     from cputime.registry import resolve_model
 
-    queue_max = parse_duration(args.queue_max, field="--queue-max") if args.queue_max else None
-    if args.threads < 1:
-        raise InputError(f"--threads: {args.threads} is not a thread count (use 1 or more)")
-    if args.host_factor <= 0:
-        raise InputError(f"--host-factor: {args.host_factor} must be positive")
     loaded = resolve_model(args.model, tracking_uri=args.tracking_uri)
-    return predict_jobs(
+    features = _features(args)
+    if args.confidence is not None and len(features):
+        _check_confidence(loaded.model, features, args.confidence)
+    table = predict_jobs(
         loaded.model,
-        _features(args),
+        features,
         confidence_level=args.confidence,
         host_factor=args.host_factor,
         threads=args.threads,
-        queue_max_seconds=queue_max,
+        queue_max_seconds=args.queue_max,
         model_version=loaded.version,
+    )
+    _warn_unfit(args, table)
+    return table
+
+
+def _check_confidence(model, features: pd.DataFrame, level: float) -> None:
+    """Refuse a ``--confidence`` the model's calibration cannot back with a finite bound."""
+    import numpy as np
+
+    try:
+        upper = model.predict_upper(features, level)
+    except ValueError as err:  # too few calibration jobs for this level
+        raise InputError(f"--confidence: {level}: {err}") from None
+    unbounded = int((~np.isfinite(upper)).sum())
+    if unbounded:
+        raise InputError(
+            f"--confidence: {level} is beyond the model's calibration: no finite upper bound for "
+            f"{unbounded} of {len(upper)} jobs (too many calibration jobs were killed at their "
+            "limit); use a lower level such as 0.95"
+        )
+
+
+def _warn_unfit(args, table: pd.DataFrame) -> None:
+    """Say on stderr which jobs cannot fit ``--queue-max`` even in checkpoint segments."""
+    from cputime.durations import format_slurm_time
+
+    if args.queue_max is None or "fits_queue" not in table.columns:
+        return
+    unfit = table[~table["fits_queue"].astype(bool)]
+    if unfit.empty:
+        return
+    jobs = ", ".join(f"{r.obshistid}/{r.sensor}" for r in unfit.head(5).itertuples())
+    more = f" and {len(unfit) - 5} more" if len(unfit) > 5 else ""
+    print(
+        f"cputime {args.command}: warning: {len(unfit)} of {len(table)} jobs cannot fit "
+        f"--queue-max {format_slurm_time(args.queue_max)} even in checkpoint segments "
+        f"(fits_queue false): {jobs}{more}",
+        file=sys.stderr,
     )
 
 
 def _training_data(args):
     """The training table and catalog runs named by ``train``/``evaluate`` options."""
+    from cputime.shipped import shipped_path
     from cputime.training import load_runs_table, load_training_table
 
+    if args.table is None:
+        args.table = shipped_path("twinkles_run1")
     table = load_training_table(
         args.table,
         target=args.target,
@@ -569,7 +865,7 @@ def _training_data(args):
         host_col=args.host_col,
         host_factors=args.host_factors,
     )
-    return table, load_runs_table(args.runs)
+    return table, load_runs_table(_runs_path(args))
 
 
 def _cmd_train(args) -> int:
@@ -641,7 +937,8 @@ def _cmd_ingest(args) -> int:
 def _cmd_runs(args) -> int:
     from cputime.runs import RunsStore
 
-    write_table(RunsStore(args.runs_db).table(), args.output, args.format)
+    _existing_store(args.runs_db)
+    _write_output(args, RunsStore(args.runs_db).table())
     return ExitStatus.OK
 
 
@@ -654,17 +951,19 @@ def _cmd_retrain(args) -> int:
         regressor_params = json.loads(args.regressor_params) if args.regressor_params else None
     except json.JSONDecodeError as exc:
         raise InputError(f"--regressor-params: not JSON ({exc.msg})") from None
+    _existing_store(args.runs_db)
+    runs_path = _runs_path(args)
     result = retrain(
         RunsStore(args.runs_db),
         name=args.name,
-        runs=load_runs_table(args.runs),
+        runs=load_runs_table(runs_path),
         tracking_uri=args.tracking_uri,
         promote=args.promote,
         holdout_fraction=args.holdout,
         confidence_level=args.confidence,
         regressor_params=regressor_params,
         out=args.out,
-        runs_source=str(args.runs),
+        runs_source=str(runs_path),
     )
     print(f"cputime retrain: {result.message()}", file=sys.stderr)
     print(json.dumps(result.to_dict(), indent=2, default=str))
@@ -686,8 +985,7 @@ def _cmd_monitor(args) -> int:
             raise InputError(f"--since: {args.since!r} is not an ISO date (2024-05-01)") from None
         if since.tzinfo is not None:
             since = since.astimezone(UTC).replace(tzinfo=None)
-    if not 0 < args.min_coverage <= 1:
-        raise InputError(f"--min-coverage: {args.min_coverage} is not in (0, 1]")
+    _existing_store(args.runs_db)
     loaded = resolve_model(args.model, tracking_uri=args.tracking_uri)
     report = monitor(
         RunsStore(args.runs_db),
@@ -706,7 +1004,59 @@ def _cmd_monitor(args) -> int:
     return ExitStatus.OK
 
 
+def _existing_store(uri: str) -> None:
+    """Refuse a ``--runs-db`` SQLite file that does not exist, rather than create an empty one."""
+    from cputime.registry import sqlite_database
+
+    path = sqlite_database(uri)
+    if path is not None and not path.is_file():
+        raise InputError(
+            f"--runs-db {uri}: no such runs store ({path} does not exist; "
+            "'cputime ingest' creates it)"
+        )
+
+
 # ------------------------------------------------------------------------------------- output
+
+
+def _write_output(args, table: pd.DataFrame) -> None:
+    """Write a command's table to ``-o`` (``filter`` as its letter); say what was written."""
+    table = _with_filter_letters(table)
+    if args.output == "-" and args.format is None and sys.stdout.isatty():
+        sys.stdout.write(_terminal_table(table))
+        return
+    write_table(table, args.output, args.format)
+    if args.output != "-":
+        print(f"cputime {args.command}: wrote {len(table)} rows to {args.output}", file=sys.stderr)
+
+
+#: Columns a terminal shows (when the table has them), and at most this many rows.
+TERMINAL_COLUMNS = ("obshistid", "sensor", "filter", "cpu_seconds_p50", "cpu_seconds_upper",
+                    "slurm_time", "segments", "fits_queue", "moonalt", "sky_mag_per_arcsec2",
+                    "n_objects", "brightest_star_mag")  # fmt: skip
+TERMINAL_ROWS = 40
+
+
+def _terminal_table(table: pd.DataFrame) -> str:
+    """A short aligned table for a person at a terminal; CPU in hours."""
+    shown = table[[c for c in TERMINAL_COLUMNS if c in table.columns]].head(TERMINAL_ROWS)
+    hours = {c: c.replace("seconds", "hours") for c in shown.columns if c.startswith("cpu_")}
+    shown = shown.assign(**{c: shown[c] / 3600.0 for c in hours}).rename(columns=hours)
+    text = shown.to_string(index=False, float_format=lambda x: f"{x:.2f}") + "\n"
+    if len(table) > TERMINAL_ROWS:
+        text += f"... {len(table) - TERMINAL_ROWS} more rows\n"
+    return text + "(a terminal gets this summary; -o FILE or --format csv for every column)\n"
+
+
+def _with_filter_letters(table: pd.DataFrame) -> pd.DataFrame:
+    """``filter`` as its letter (u g r i z y) rather than PhoSim's number."""
+    from cputime.opsim import FILTER_LETTERS
+
+    if "filter" not in table.columns or not pd.api.types.is_numeric_dtype(table["filter"]):
+        return table
+    return table.assign(
+        filter=table["filter"].map(lambda f: FILTER_LETTERS[int(f)] if f == f else f)
+    )
 
 
 def write_table(table: pd.DataFrame, output: str | Path, fmt: str | None = None) -> None:
@@ -745,14 +1095,30 @@ def _write_text(target, text: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``cputime`` command; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
+    except InputError as err:  # from _Parser.error: already says "cputime COMMAND: error:"
+        print(err, file=sys.stderr)
+        return ExitStatus.BAD_INPUT
+    try:
+        if getattr(args, "inputs", None):
+            args.inputs = _expand_inputs(args.inputs)
         return int(args.handler(args))
     except InputError as err:
         print(f"cputime {args.command}: error: {err}", file=sys.stderr)
         return ExitStatus.BAD_INPUT
     except BrokenPipeError:
         return ExitStatus.OK
+    except ModuleNotFoundError as err:
+        extra = EXTRAS.get((err.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"cputime {args.command}: error: this needs the optional package {err.name}: "
+            f"pip install 'cputime[{extra}]'",
+            file=sys.stderr,
+        )
+        return ExitStatus.ERROR
 
 
 if __name__ == "__main__":

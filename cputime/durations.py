@@ -12,7 +12,7 @@ import re
 
 from cputime.errors import InputError
 
-__all__ = ["parse_duration", "parse_clock", "format_slurm_time"]
+__all__ = ["parse_duration", "parse_slurm_time", "parse_clock", "format_slurm_time"]
 
 _UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 _NUMBER = r"\d+(?:\.\d*)?|\.\d+"
@@ -75,7 +75,8 @@ def parse_duration(text: str | float | int, *, field: str = "duration") -> float
     ``D-HH:MM:SS`` (and Slurm's ``D-HH``, ``D-HH:MM``), with an optional fraction of a second.
 
     Note that a plain number means *seconds* here, whereas ``sbatch --time`` reads a plain
-    number as minutes; write ``90m`` to be unambiguous.
+    number as minutes (:func:`parse_slurm_time` reads it that way); write ``90m`` to be
+    unambiguous.
 
     Parameters
     ----------
@@ -142,3 +143,33 @@ def format_slurm_time(seconds: float) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def parse_slurm_time(text: str | float | int, *, field: str = "--time") -> float:
+    """Read a time limit as ``sbatch --time`` does, in seconds.
+
+    Slurm reads a bare number as *minutes* (``2880`` is two days) and ``MM:SS``, ``HH:MM:SS``,
+    ``D-HH``, ``D-HH:MM``, ``D-HH:MM:SS`` as clock forms; the unit forms of
+    :func:`parse_duration` (``48h``, ``90m``) are accepted too, as they are unambiguous.
+
+    Parameters
+    ----------
+    text : str or float or int
+        The limit; a number is taken as minutes.
+    field : str
+        Name used in the error message (e.g. ``--queue-max``).
+
+    Returns
+    -------
+    float
+        Duration [s], finite and >= 0.
+
+    Raises
+    ------
+    InputError
+        As :func:`parse_duration`.
+    """
+    stripped = str(text).strip()
+    if isinstance(text, int | float) or re.fullmatch(_NUMBER, stripped):
+        return parse_duration(stripped + "m", field=field)
+    return parse_duration(stripped, field=field)

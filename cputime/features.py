@@ -521,18 +521,63 @@ def features_of_inputs(
 
 
 def is_visit_table(path: Path) -> bool:
-    """True for a CSV/Parquet table of visits rather than an instance catalog."""
-    return path.suffix.lower() in {".csv", ".parquet", ".pq"}
+    """True for a table of visits (CSV, Parquet, OpSim SQLite) rather than an instance catalog."""
+    from cputime.opsim import OPSIM_DB_SUFFIXES
+
+    return path.suffix.lower() in {".csv", ".parquet", ".pq", *OPSIM_DB_SUFFIXES}
 
 
-def read_visit_table(path: Path) -> pd.DataFrame:
-    """Read a planned-visit table (CSV with optional space padding, or Parquet)."""
+def read_visit_table(
+    path: Path, *, where: str | None = None, visits: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """Read a planned-visit table: CSV (optional space padding, ``#`` comments), Parquet, or an
+    OpSim database or export (:mod:`cputime.opsim`: detected, converted to PhoSim's names and
+    units).
+
+    Parameters
+    ----------
+    path : Path
+        The table.
+    where : str, optional
+        SQL condition on the table's own columns (``night < 30 AND filter = 'r'``).
+    visits : sequence of int, optional
+        Visit ids to keep (``obshistid``, or OpSim's id column).
+    """
+    from cputime import opsim
+
+    path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    if path.suffix.lower() in opsim.OPSIM_DB_SUFFIXES:
+        return opsim.read_opsim(path, where=where, visits=visits)
     try:
         if path.suffix.lower() in {".parquet", ".pq"}:
-            return pd.read_parquet(path)
-        return pd.read_csv(path, skipinitialspace=True, comment="#")
+            table, lines = pd.read_parquet(path), None
+        else:
+            table = pd.read_csv(path, skipinitialspace=True, comment="#")
+            lines = _data_lines(path, len(table))
     except (ValueError, OSError, pd.errors.ParserError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputError(f"{path}: not a readable visit table ({first})") from None
+    if opsim.opsim_generation(table.columns) is not None:
+        return opsim.opsim_visits(table, source=str(path), where=where, visits=visits, lines=lines)
+    if where or visits is not None:
+        table = opsim.select_rows(
+            table, name="visits", id_column="obshistid", where=where, visits=visits,
+            source=str(path),
+        )  # fmt: skip
+    if "filter" in table.columns and table["filter"].dtype == object:
+        # Letters (u g r i z y) as PhoSim's numbers; rows are reported as the file's lines.
+        rows = [f"{path}:{n}" for n in (lines or range(2, len(table) + 2))]
+        table["filter"] = opsim.filter_numbers(table["filter"], rows)
+    return table
+
+
+def _data_lines(path: Path, n_rows: int) -> list[int] | None:
+    """File line of each data row of a CSV whose blank and ``#`` lines pandas skipped."""
+    lines = []
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, text in enumerate(handle, start=1):
+            if text.strip() and not text.lstrip().startswith("#"):
+                lines.append(number)
+    return lines[1 : n_rows + 1] if len(lines) == n_rows + 1 else None

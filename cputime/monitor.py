@@ -3,9 +3,16 @@
 For each stored run (finished, or censored at its limit) that ended since ``since`` and has
 features of the current feature code version: actual vs predicted CPU, whether the upper bound
 covered it, and whether a walltime at the upper bound would have killed it. Then per condition
-feature, how far its distribution drifted from the model's training data: the population
-stability index (:func:`population_stability_index`) against the training quantiles stored in
-the model's metadata (``training.feature_summary``), and the share outside the training range.
+feature, how far its distribution drifted from the model's training data (the reference stored
+in the model's metadata, ``training.feature_summary``), and the share outside the training range:
+
+- a continuous feature: the population stability index (:func:`population_stability_index`)
+  over bins cut at the training quantiles;
+- a discrete one (:data:`DISCRETE_FEATURES`) with category shares in the reference
+  (:func:`feature_reference` writes them): the PSI over categories (:func:`category_psi`);
+- a feature constant in training, or a discrete one whose reference has only quantiles (models
+  saved before category shares were stored): no PSI, as quantiles cannot tell how often each
+  value occurred; ``outside_range_share`` still reports values training never saw.
 
 ``coverage`` is the share of finished runs whose CPU is at most the upper bound; the alert fires
 when it is below ``min_coverage``.
@@ -27,8 +34,11 @@ from cputime.runs import RunsStore
 __all__ = [
     "SUMMARY_LEVELS",
     "PSI_DRIFT",
+    "DISCRETE_FEATURES",
     "MonitorReport",
     "population_stability_index",
+    "category_psi",
+    "feature_reference",
     "feature_drift",
     "monitor",
 ]
@@ -40,7 +50,74 @@ SUMMARY_LEVELS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 #: 0.1-0.25 moderate, > 0.25 a shift).
 PSI_DRIFT = 0.25
 
+#: Features whose values are categories (filter, snaps) or a few settings (visit and exposure
+#: times): their drift is measured category by category when the reference has the shares.
+DISCRETE_FEATURES = ("filter", "nsnap", "vistime", "exposure_seconds")
+
 _EPS = 1e-4
+
+
+def _category(value: float) -> str:
+    """JSON key of a discrete value (``2.0`` and ``2`` are the same category)."""
+    return f"{value:g}"
+
+
+def feature_reference(features: pd.DataFrame, columns) -> dict[str, object]:
+    """The drift reference of training features, as stored in model metadata.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        Training features.
+    columns : iterable of str
+        Features to summarise.
+
+    Returns
+    -------
+    dict
+        Per feature: quantiles at :data:`SUMMARY_LEVELS` (a list) for continuous features,
+        ``{"categories": {value: share}}`` for :data:`DISCRETE_FEATURES`. Features without
+        finite values are left out.
+    """
+    reference: dict[str, object] = {}
+    for column in columns:
+        values = pd.to_numeric(features[column], errors="coerce").to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            continue
+        if column in DISCRETE_FEATURES:
+            keys, counts = np.unique(values, return_counts=True)
+            reference[column] = {
+                "categories": {_category(k): float(c / values.size) for k, c in zip(
+                    keys, counts, strict=True)}
+            }  # fmt: skip
+        else:
+            reference[column] = [float(q) for q in np.quantile(values, SUMMARY_LEVELS)]
+    return reference
+
+
+def category_psi(values: np.ndarray, shares: dict[str, float]) -> float:
+    """PSI of discrete ``values`` against reference category shares.
+
+    Values of no reference category are pooled into one bin whose reference share is 0
+    (clipped to a small epsilon, so that they count heavily).
+
+    Returns
+    -------
+    float
+        ``sum((a - e) * ln(a / e))`` over categories [unitless]; NaN without values.
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return math.nan
+    observed = pd.Series([_category(v) for v in values]).value_counts(normalize=True)
+    expected = np.array([*shares.values(), 0.0])
+    actual = np.array([observed.get(k, 0.0) for k in shares] + [
+        float(observed[~observed.index.isin(list(shares))].sum())])  # fmt: skip
+    expected = np.clip(expected, _EPS, None)
+    actual = np.clip(actual, _EPS, None)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
 def population_stability_index(
@@ -48,10 +125,11 @@ def population_stability_index(
 ) -> float:
     """PSI of ``values`` against a reference distribution known by its quantiles.
 
-    The bins are cut at the reference's interior quantiles; the expected share of each bin is the
-    difference of quantile levels. Where quantiles tie (a discrete feature such as ``filter``),
-    the tied cuts are merged and the highest tied level is used as the reference CDF there, so
-    the PSI of discrete features is approximate.
+    The bins are cut at the reference's distinct quantile values (minimum and maximum
+    included); the expected share of each bin is the difference of the reference CDF at its
+    edges. Where quantiles tie (a discrete feature such as ``filter``), the CDF at the tied value
+    is the highest tied level (at least that share of the training values is at or below it:
+    1.0 at the maximum), so a value that training took often is not counted as drift.
 
     Parameters
     ----------
@@ -72,7 +150,7 @@ def population_stability_index(
     if values.size == 0:
         return math.nan
     cdf: dict[float, float] = {}
-    for q, level in zip(quantiles[1:-1], levels[1:-1], strict=True):
+    for q, level in zip(quantiles, levels, strict=True):
         cdf[q] = max(cdf.get(q, 0.0), level)
     edges = np.array(sorted(cdf))
     expected = np.diff([0.0, *[cdf[e] for e in edges], 1.0])
@@ -83,7 +161,7 @@ def population_stability_index(
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def feature_drift(features: pd.DataFrame, summary: dict[str, list[float]]) -> pd.DataFrame:
+def feature_drift(features: pd.DataFrame, summary: dict[str, object]) -> pd.DataFrame:
     """PSI and out-of-range share of each summarised feature.
 
     Parameters
@@ -91,25 +169,39 @@ def feature_drift(features: pd.DataFrame, summary: dict[str, list[float]]) -> pd
     features : pandas.DataFrame
         Recent runs' features.
     summary : dict
-        ``{feature: quantiles at SUMMARY_LEVELS}`` from the model's training summary.
+        The model's training reference (:func:`feature_reference`): per feature, quantiles at
+        :data:`SUMMARY_LEVELS` or ``{"categories": {value: share}}``.
 
     Returns
     -------
     pandas.DataFrame
-        ``feature``, ``psi``, ``outside_range_share``, ``drifted`` (PSI > :data:`PSI_DRIFT`).
+        ``feature``, ``kind`` (``continuous``, ``categories``, or without PSI ``constant``:
+        constant in training, and ``discrete, no shares``: a discrete feature whose reference
+        has only quantiles), ``psi``, ``outside_range_share`` (share of values outside the training
+        range, or of no training category), ``drifted`` (PSI > :data:`PSI_DRIFT`).
     """
     rows = []
-    for name, quantiles in summary.items():
+    for name, reference in summary.items():
         if name not in features.columns:
             continue
         values = pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float)
         finite = values[np.isfinite(values)]
-        outside = np.mean((finite < quantiles[0]) | (finite > quantiles[-1])) if finite.size \
-            else math.nan
-        psi = population_stability_index(values, quantiles)
-        rows.append({"feature": name, "psi": psi, "outside_range_share": float(outside),
-                     "drifted": bool(psi > PSI_DRIFT)})
-    return pd.DataFrame(rows, columns=["feature", "psi", "outside_range_share", "drifted"])
+        if isinstance(reference, dict):
+            kind = "categories"
+            known = np.isin([_category(v) for v in finite], list(reference["categories"]))
+            outside = ~known
+            psi = category_psi(finite, reference["categories"])
+        else:
+            kind = ("constant" if reference[0] == reference[-1]
+                    else "discrete, no shares" if name in DISCRETE_FEATURES
+                    else "continuous")  # fmt: skip
+            outside = (finite < reference[0]) | (finite > reference[-1])
+            psi = population_stability_index(finite, reference) if kind == "continuous" \
+                else math.nan
+        rows.append({"feature": name, "kind": kind, "psi": psi,
+                     "outside_range_share": float(np.mean(outside)) if finite.size else math.nan,
+                     "drifted": bool(psi > PSI_DRIFT)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["feature", "kind", "psi", "outside_range_share", "drifted"])
 
 
 @dataclass
@@ -164,8 +256,13 @@ def monitor(
     -------
     MonitorReport
     """
+    from cputime.errors import InputError
     from cputime.features import FEATURE_CODE_VERSION
 
+    if store.count() == 0:
+        raise InputError(
+            f"--runs-db {store.uri}: the runs store is empty (add runs with 'cputime ingest')"
+        )
     table, _ = store.training_table(FEATURE_CODE_VERSION, ended_since=since)
     y = table["cpu_seconds_ref"].to_numpy(dtype=float)
     censored = table["censored"].to_numpy(dtype=bool)

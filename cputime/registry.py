@@ -2,16 +2,18 @@
 
 A model spec (``--model``) is one of
 
-- None: the shipped model folder ``models/default`` next to the package (the environment
-  variable ``CPUTIME_DEFAULT_MODEL`` names another folder);
+- None: the shipped model (``models/default``, inside the package as ``cputime/data/default_model``;
+  the environment variable ``CPUTIME_DEFAULT_MODEL`` names another folder);
 - a folder written by :func:`cputime.modelio.save_cputime_model`;
 - ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``: a version registered in an MLflow registry
   (``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else :data:`DEFAULT_TRACKING_URI`). Its
-  artifacts (the model folder: XGBoost JSON and JSON metadata) are downloaded and read by
-  :func:`cputime.modelio.load_cputime_model`; nothing is unpickled and no MLflow flavour is
+  artifacts are downloaded and the model folder in them (XGBoost JSON and JSON metadata) is read
+  by :func:`cputime.modelio.load_cputime_model`; nothing is unpickled and no MLflow flavour is
   loaded.
 
-Retraining logs each challenger as an MLflow run whose ``model`` artifact is the model folder,
+Retraining logs each challenger as an MLflow run whose ``model`` artifact is an MLflow Model
+(:func:`save_mlflow_model`: a ``python_function`` model written as code, with the model folder
+as its artifact, so that ``mlflow.pyfunc.load_model`` and ``mlflow models serve`` can use it),
 registers it as a new version (source: that artifact's URI), and moves the :data:`CHAMPION`
 alias when the promotion gate (:func:`promotion_decision`) lets it.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,7 +38,10 @@ __all__ = [
     "LoadedModel",
     "Decision",
     "RegisteredVersion",
+    "PYFUNC_ARTIFACT",
     "default_model_dir",
+    "save_mlflow_model",
+    "sqlite_database",
     "tracking_uri_or_default",
     "resolve_model",
     "champion_version",
@@ -49,6 +55,9 @@ DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 
 #: The alias of the version that ``predict`` and the service use.
 CHAMPION = "champion"
+
+#: Name of the model folder among the artifacts of the MLflow Model (:func:`save_mlflow_model`).
+PYFUNC_ARTIFACT = "cputime_model"
 
 _MODELS_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
 
@@ -80,9 +89,9 @@ def default_model_dir() -> Path:
     override = os.environ.get("CPUTIME_DEFAULT_MODEL")
     if override:
         return Path(override)
-    import cputime
+    from cputime.shipped import shipped_path
 
-    return Path(cputime.__file__).resolve().parents[1] / "models" / "default"
+    return shipped_path("default_model")
 
 
 def tracking_uri_or_default(tracking_uri: str | None) -> str:
@@ -143,6 +152,13 @@ def _load_registered(spec: str, tracking_uri: str) -> LoadedModel:
     if match is None:
         raise InputError(f"--model {spec}: use models:/NAME@ALIAS or models:/NAME/VERSION")
     name = match["name"]
+    database = sqlite_database(tracking_uri)
+    if database is not None and not database.is_file():
+        # Opening it would create an empty store (and leave it behind).
+        raise InputError(
+            f"--model {spec}: no MLflow store at {tracking_uri} ({database} does not exist; "
+            "give --tracking-uri)"
+        )
     client = _client(tracking_uri)
     try:
         if match["alias"]:
@@ -155,11 +171,66 @@ def _load_registered(spec: str, tracking_uri: str) -> LoadedModel:
         with tempfile.TemporaryDirectory(prefix="cputime-model-") as tmp:
             folder = download_artifacts(artifact_uri=source, dst_path=tmp,
                                         tracking_uri=tracking_uri)
-            model, metadata = _load_folder(Path(folder), what=f"--model {spec}")
+            model, metadata = _load_folder(_model_folder(Path(folder)), what=f"--model {spec}")
     except MlflowException as exc:
         message = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0]
         raise InputError(f"--model {spec}: not found in {tracking_uri} ({message})") from None
     return LoadedModel(model, f"{name}/{version}", name, metadata)
+
+
+def _model_folder(downloaded: Path) -> Path:
+    """The cputime model folder in a downloaded version: inside an MLflow Model (its
+    ``python_function`` artifact), or the download itself (versions logged as a bare folder)."""
+    if not (downloaded / "MLmodel").is_file():
+        return downloaded
+    from mlflow.models import Model
+
+    artifacts = Model.load(str(downloaded)).flavors["python_function"].get("artifacts", {})
+    return downloaded / artifacts[PYFUNC_ARTIFACT]["path"]
+
+
+def save_mlflow_model(model_dir: str | Path, path: str | Path) -> Path:
+    """Write a model folder as an MLflow Model (``python_function``, models-from-code).
+
+    The model's code is :mod:`cputime.mlflow_pyfunc` (copied into the MLflow Model, run by MLflow
+    when loading); the model folder is its ``cputime_model`` artifact. Nothing is pickled.
+
+    Parameters
+    ----------
+    model_dir : path
+        A folder written by :func:`cputime.modelio.save_cputime_model`.
+    path : path
+        The MLflow Model folder to create (must not exist).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types import ParamSchema, ParamSpec
+
+    import cputime
+
+    params = ParamSchema([
+        ParamSpec("confidence", "double", 0.0),  # 0: the model's own level
+        ParamSpec("host_factor", "double", 1.0),
+        ParamSpec("threads", "long", 1),
+        ParamSpec("queue_max_seconds", "double", 0.0),  # 0: no queue limit
+    ])  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="cputime-model-") as tmp:
+        # A copy with real files: MLflow refuses symbolic links (the shipped model has them).
+        folder = shutil.copytree(model_dir, Path(tmp) / PYFUNC_ARTIFACT)
+        mlflow.pyfunc.save_model(
+            path=str(path),
+            python_model=str(Path(__file__).with_name("mlflow_pyfunc.py")),
+            artifacts={PYFUNC_ARTIFACT: str(folder)},
+            signature=ModelSignature(inputs=None, params=params),
+            # Explicit, so that MLflow does not load the model to infer them.
+            pip_requirements=[f"cputime=={cputime.__version__}", "mlflow-skinny"],
+        )
+    return Path(path)
 
 
 def champion_version(name: str, tracking_uri: str | None = None) -> str | None:
@@ -187,14 +258,24 @@ class RegisteredVersion:
         return f"models:/{self.name}/{self.version}"
 
 
-def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
-    """For a SQLite tracking store, artifacts go next to the database file."""
-    parsed = urlparse(tracking_uri)
+def sqlite_database(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL (MLflow or SQLAlchemy); None for other stores.
+
+    ``sqlite:///relative.db`` names ``relative.db`` in the working directory,
+    ``sqlite:////abs/path.db`` the absolute path; in-memory databases give None.
+    """
+    parsed = urlparse(uri)
     if parsed.scheme != "sqlite" or not parsed.path or parsed.path in ("/", "/:memory:"):
         return None
-    # sqlite:///relative.db has path "/relative.db"; sqlite:////abs.db has "//abs.db".
-    db = Path(parsed.path[1:]).resolve()
-    return (db.parent / "mlartifacts" / experiment).as_uri()
+    return Path(parsed.path[1:])
+
+
+def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """For a SQLite tracking store, artifacts go next to the database file."""
+    db = sqlite_database(tracking_uri)
+    if db is None:
+        return None
+    return (db.resolve().parent / "mlartifacts" / experiment).as_uri()
 
 
 def _experiment_id(client, tracking_uri: str, experiment: str) -> str:
@@ -222,8 +303,9 @@ def log_and_register(
     Parameters
     ----------
     model_dir : path
-        A folder written by :func:`cputime.modelio.save_cputime_model`; logged as the run's
-        ``model`` artifact, which the new version points to.
+        A folder written by :func:`cputime.modelio.save_cputime_model`; logged, as an MLflow
+        Model (:func:`save_mlflow_model`), as the run's ``model`` artifact, which the new version
+        points to.
     name : str
         Registered model name (created when missing).
     tracking_uri : str, optional
@@ -258,7 +340,9 @@ def log_and_register(
         )
         for folder, path in artifacts.items():
             client.log_artifact(run_id, str(path), artifact_path=folder)
-        client.log_artifacts(run_id, str(model_dir), artifact_path="model")
+        with tempfile.TemporaryDirectory(prefix="cputime-mlflow-model-") as tmp:
+            mlflow_model = save_mlflow_model(model_dir, Path(tmp) / "model")
+            client.log_artifacts(run_id, str(mlflow_model), artifact_path="model")
         source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/model"
         _ensure_registered_model(client, name)
         version = client.create_model_version(

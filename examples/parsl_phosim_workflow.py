@@ -10,7 +10,7 @@ example runs anywhere; pass ``--command`` with your PhoSim wrapper (it is format
 ``{catalog} {sensor} {threads} {checkpointcount} {checkpointtotal}``)::
 
     python examples/parsl_phosim_workflow.py visit230.txt.gz --sensors R22_S11,R22_S12 \
-        --queue-max 3600 --parsl-config examples/parsl_local.py
+        --queue-max 1:00:00 --parsl-config examples/parsl_local.py
 
 Without ``--parsl-config`` a ThreadPoolExecutor runs the tasks in this process. For WorkQueue or
 TaskVine executors add ``--resource-specification``: those read ``running_time_min``, ``cores``
@@ -28,7 +28,7 @@ from parsl.dataflow.dflow import DataFlowKernel
 from parsl.executors import ThreadPoolExecutor
 
 from cputime.batch import features_of_many, load_parsl_config
-from cputime.durations import parse_duration
+from cputime.durations import parse_slurm_time
 from cputime.focalplane import parse_sensors
 from cputime.predictions import predict_jobs
 from cputime.registry import resolve_model
@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None, help="model folder or models:/NAME@ALIAS")
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--threads", type=int, default=1, help="PhoSim threads (task cores)")
-    parser.add_argument("--queue-max", default=None, help="queue limit (48h, seconds)")
+    parser.add_argument("--queue-max", default=None,
+                        help="queue limit as sbatch --time reads it (48h, 2-00:00:00; a bare "
+                        "number is minutes)")
     parser.add_argument("--memory-mb", type=float, default=None, help="task memory [MB]")
     parser.add_argument("--command", default=STAND_IN, help="PhoSim command template")
     parser.add_argument("--parsl-config", default=None,
@@ -67,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     loaded = resolve_model(args.model, tracking_uri=args.tracking_uri)
-    queue_max = parse_duration(args.queue_max) if args.queue_max else None
+    queue_max = parse_slurm_time(args.queue_max, field="--queue-max") if args.queue_max else None
     plans = []  # (input, prediction row)
     for path in args.inputs:
         features = features_of_many([path], parse_sensors(args.sensors), progress=False)

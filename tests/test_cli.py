@@ -1,12 +1,14 @@
 """The command line, run in-process: outputs, exit statuses and one-line errors."""
 
 import gzip
+import io
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import cputime
 from cputime.cli import ExitStatus, main
 from cputime.predictions import PREDICTION_COLUMNS
 
@@ -235,6 +237,7 @@ def test_every_command_has_help_with_an_example(capsys):
         "monitor",
         "serve",
         "slurm",
+        "plan",
     ):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
@@ -271,3 +274,184 @@ def test_evaluate_with_a_given_model_writes_metrics_and_plots(tmp_path, capsys):
         "metrics.json",
     ):
         assert (report / name).stat().st_size > 0
+
+
+# ----------------------------------------------------------------- options checked at the edge
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["predict", RUN_CATALOG, "--queue-max", "0"], "--queue-max"),
+        (["predict", RUN_CATALOG, "--queue-max", "-5"], "--queue-max"),
+        (["predict", RUN_CATALOG, "--confidence", "1.5"], "--confidence"),
+        (["predict", RUN_CATALOG, "--confidence", "0"], "--confidence"),
+        (["predict", RUN_CATALOG, "--host-factor", "0"], "--host-factor"),
+        (["predict", RUN_CATALOG, "--host-factor", "inf"], "--host-factor"),
+        (["predict", RUN_CATALOG, "--threads", "2.5"], "--threads"),
+        (["features", RUN_CATALOG, "--jobs", "0"], "--jobs"),
+        (["features", RUN_CATALOG, "-o", "/nonexistent/dir/x.csv"], "-o/--output"),
+        (["slurm", RUN_CATALOG, "--threads", "-1"], "--threads"),
+        (["serve", "--port", "70000"], "--port"),
+        (["serve", "--workers", "0"], "--workers"),
+        (["serve", "--poll-seconds", "-1"], "--poll-seconds"),
+        (["serve", "--max-body-bytes", "-1"], "--max-body-bytes"),
+        (["evaluate", "--folds", "1"], "--folds"),
+        (["evaluate", "--confidence", "nan"], "--confidence"),
+        (["train", RUN_CATALOG, "--target", "t", "--confidence", "1"], "--confidence"),
+        (["retrain", "--name", "x", "--holdout", "1.2"], "--holdout"),
+        (["monitor", "--min-coverage", "0"], "--min-coverage"),
+        (["predict", RUN_CATALOG, "--format", "xml"], "--format"),
+    ],
+)
+def test_bad_option_values_are_one_line_naming_the_option(argv, option, capsys):
+    status, out, err = run(*argv, capsys=capsys)
+    assert status == ExitStatus.BAD_INPUT, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"argument {option}:" in err, err
+    assert out == ""
+
+
+def test_where_on_a_catalog_is_refused(capsys):
+    status, _, err = run("predict", RUN_CATALOG, "--where", "night < 3", capsys=capsys)
+    assert status == ExitStatus.BAD_INPUT and "--where: selects visits of tables" in err
+
+
+def test_output_to_a_folder_is_refused(tmp_path, capsys):
+    status, _, err = run("predict", RUN_CATALOG, "-o", tmp_path, capsys=capsys)
+    assert status == ExitStatus.BAD_INPUT and "is a folder" in err
+
+
+def test_confidence_beyond_the_calibration_is_one_line(capsys):
+    status, _, err = run("predict", RUN_CATALOG, "--confidence", "0.999", capsys=capsys)
+    assert status == ExitStatus.BAD_INPUT, err
+    assert err.startswith("cputime predict: error: --confidence: 0.999")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_queue_max_bare_number_is_minutes_as_in_slurm(capsys):
+    by_number = run("predict", RUN_CATALOG, "--queue-max", "120", "--format", "json",
+                    capsys=capsys)  # fmt: skip
+    by_clock = run("predict", RUN_CATALOG, "--queue-max", "2:00:00", "--format", "json",
+                   capsys=capsys)  # fmt: skip
+    assert by_number[0] == by_clock[0] == ExitStatus.OK, by_number[2]
+    assert json.loads(by_number[1]) == json.loads(by_clock[1])
+    row = json.loads(by_number[1])[0]
+    assert row["segments"] > 1 and row["walltime_seconds"] <= 2 * 3600
+    status, out, _ = run("predict", "--help", capsys=capsys) if False else (0, "", "")
+
+
+def test_queue_max_help_says_a_bare_number_is_minutes(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "bare number is minutes" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("fmt", ["args", "sbatch"])
+def test_slurm_says_when_a_job_cannot_fit_the_queue(fmt, capsys):
+    status, out, err = run("slurm", RUN_CATALOG, "--sensors", "R22_S11", "--queue-max", "2",
+                           "--format", fmt, capsys=capsys)  # fmt: skip
+    assert status == ExitStatus.OK, err
+    assert "--time=" in out
+    assert "1 of 1 jobs cannot fit --queue-max 0-00:02:00" in err
+
+
+def test_predict_says_when_a_job_cannot_fit_the_queue(tmp_path, capsys):
+    out = tmp_path / "p.csv"
+    status, _, err = run("predict", RUN_CATALOG, "--queue-max", "2", "-o", out, capsys=capsys)
+    assert status == ExitStatus.OK
+    assert not pd.read_csv(out)["fits_queue"].any()
+    assert "cannot fit --queue-max" in err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"cputime {cputime.__version__}"
+
+
+def test_written_rows_and_filter_letters(tmp_path, capsys):
+    out = tmp_path / "features.csv"
+    status, _, err = run("features", CATALOG, "--sensors", "R22_S11,R01_S00", "-o", out,
+                         capsys=capsys)  # fmt: skip
+    assert status == ExitStatus.OK
+    assert err.strip() == f"cputime features: wrote 2 rows to {out}"
+    assert set(pd.read_csv(out)["filter"]) <= set("ugrizy")
+
+
+def test_serve_with_an_unknown_registered_model_leaves_no_store(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    status, _, err = run("serve", "--model", "models:/nope@champion", capsys=capsys)
+    assert status == ExitStatus.BAD_INPUT, err
+    assert "models:/nope@champion" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_with_a_model_missing_from_an_existing_registry(mlflow_uri, capsys):
+    status, _, err = run("serve", "--model", "models:/nope@champion", "--tracking-uri",
+                         mlflow_uri, capsys=capsys)  # fmt: skip
+    assert status == ExitStatus.BAD_INPUT, err
+    assert "nope" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["monitor", "runs", "retrain"])
+def test_a_mistyped_runs_store_is_an_error_and_not_created(command, tmp_path, capsys,
+                                                           monkeypatch):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    extra = ["--name", "x"] if command == "retrain" else []
+    status, _, err = run(command, "--runs-db", "sqlite:///runs-typo.db", *extra, capsys=capsys)
+    assert status == ExitStatus.BAD_INPUT, err
+    assert "runs-typo.db" in err and "no such runs store" in err
+    assert not (tmp_path / "runs-typo.db").exists()
+
+
+def test_train_finds_the_shipped_runs_table_from_any_folder(tmp_path, capsys, monkeypatch):
+    table = pd.read_csv(ROOT / "features" / "twinkles_run1.csv").iloc[:120]
+    source = tmp_path / "jobs.csv"
+    table.to_csv(source, index=False)
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run("train", source, "--target", "cpu_seconds_ref", "--censored-col",
+                           "censored", "--out", "m", capsys=capsys)  # fmt: skip
+    assert status == ExitStatus.OK, err
+    summary = json.loads(out)
+    assert summary["catalog_runs"] == len(pd.read_csv(ROOT / "features" / "phosim_runs.csv"))
+    assert (tmp_path / "m" / "booster.json").exists()
+
+
+def test_a_folder_or_an_at_list_stands_for_many_inputs(tmp_path, capsys):
+    folder = tmp_path / "instcat"
+    folder.mkdir()
+    for name in ("b.txt", "a.txt.gz"):
+        data = CATALOG.read_bytes()
+        (folder / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    (folder / "notes.md").write_text("not an input\n")
+    listing = tmp_path / "list.txt"
+    listing.write_text("# catalogs\ninstcat/b.txt\n\ninstcat/a.txt.gz\n")
+    by_folder = run("features", folder, "--sensors", "R22_S11", capsys=capsys)
+    by_list = run("features", f"@{listing}", "--sensors", "R22_S11", capsys=capsys)
+    assert by_folder[0] == by_list[0] == ExitStatus.OK, by_folder[2] + by_list[2]
+    assert len(pd.read_csv(io.StringIO(by_folder[1]))) == 2
+    # the folder is read in name order, the list in its own order: same rows, swapped
+    assert by_folder[1].splitlines()[1] == by_list[1].splitlines()[2]
+    status, _, err = run("features", f"@{tmp_path / 'nope.txt'}", capsys=capsys)
+    assert status == ExitStatus.BAD_INPUT and "no such list file" in err
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "README.md").write_text("no inputs here\n")
+    status, _, err = run("features", tmp_path / "empty", capsys=capsys)
+    assert status == ExitStatus.BAD_INPUT and "without catalogs" in err
+
+
+def test_a_terminal_gets_a_short_table(capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    status, out, err = run("predict", CATALOG, "--sensors", "R22_S11,R22_S12", capsys=capsys)
+    assert status == ExitStatus.OK, err
+    header, *rows, note = out.splitlines()
+    assert header.split()[:5] == ["obshistid", "sensor", "filter", "cpu_hours_p50",
+                                  "cpu_hours_upper"]  # fmt: skip
+    assert len(rows) == 2 and rows[0].split()[:3] == ["230", "R22_S11", "r"]
+    assert "--format csv" in note
+    status, out, _ = run("predict", CATALOG, "--sensors", "R22_S11", "--format", "csv",
+                         capsys=capsys)  # fmt: skip
+    assert out.startswith("obshistid,sensor,")

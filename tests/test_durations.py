@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cputime.durations import format_slurm_time, parse_clock, parse_duration
+from cputime.durations import format_slurm_time, parse_clock, parse_duration, parse_slurm_time
 from cputime.errors import InputError
 
 
@@ -48,3 +48,25 @@ def test_format_slurm_time(seconds, text):
 def test_format_slurm_time_rejects_negative():
     with pytest.raises(InputError):
         format_slurm_time(-1)
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("2880", 2 * 86400.0),  # sbatch --time: a bare number is minutes
+        (90, 5400.0),
+        ("10:30", 630.0),  # MM:SS
+        ("48:00:00", 48 * 3600.0),
+        ("2-00:00:00", 2 * 86400.0),
+        ("1-12", 36 * 3600.0),  # D-HH
+        ("1-12:30", 36 * 3600.0 + 1800.0),  # D-HH:MM
+        ("48h", 48 * 3600.0),
+    ],
+)
+def test_parse_slurm_time_reads_what_sbatch_reads(text, seconds):
+    assert parse_slurm_time(text) == seconds
+
+
+def test_parse_slurm_time_names_the_field():
+    with pytest.raises(InputError, match="^--queue-max: 'soon'"):
+        parse_slurm_time("soon", field="--queue-max")

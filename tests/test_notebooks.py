@@ -1,5 +1,5 @@
-"""The notebooks run top to bottom on a fresh kernel from the repository root, and are committed
-without outputs."""
+"""The notebooks run top to bottom on a fresh kernel started in notebooks/ (where Jupyter and
+``jupyter nbconvert --execute`` start it), and are committed without outputs."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_notebook_runs(path, kernel_dir, monkeypatch):
         notebook,
         kernel_name="python3",
         timeout=600,
-        resources={"metadata": {"path": str(ROOT)}},
+        resources={"metadata": {"path": str(ROOT / "notebooks")}},
     )
     client.execute()
     errors = [

@@ -11,6 +11,7 @@ from cputime.registry import (
     DEFAULT_TRACKING_URI,
     _artifact_location,
     default_model_dir,
+    log_and_register,
     promotion_decision,
     resolve_model,
     tracking_uri_or_default,
@@ -47,7 +48,9 @@ def test_first_champion_must_pass_the_floor():
 
 def test_default_model_dir_and_override(monkeypatch, tmp_path):
     monkeypatch.delenv("CPUTIME_DEFAULT_MODEL", raising=False)
-    assert default_model_dir().parts[-2:] == ("models", "default")
+    # In a checkout the shipped model's files are the repository's models/default.
+    assert (default_model_dir() / "booster.json").resolve().parent.parts[-2:] == (
+        "models", "default")
     monkeypatch.setenv("CPUTIME_DEFAULT_MODEL", str(tmp_path))
     assert default_model_dir() == tmp_path
 
@@ -76,3 +79,110 @@ def test_bad_specs_are_input_errors(tmp_path):
 def test_unknown_registered_model(mlflow_uri):
     with pytest.raises(InputError, match="not found"):
         resolve_model("models:/nobody@champion", tracking_uri=mlflow_uri)
+
+
+def test_a_missing_sqlite_registry_is_an_error_and_is_not_created(tmp_path):
+    missing = tmp_path / "typo.db"
+    with pytest.raises(InputError, match="no MLflow store at .*typo.db does not exist"):
+        resolve_model("models:/phosim@champion", tracking_uri=f"sqlite:///{missing}")
+    assert not missing.exists()
+
+
+VISITS = {"obshistid": [230, 231], "filter": [2, 1], "altitude": [66.3, 60.0],
+          "moonalt": [-36.1, 35.0], "moonphase": [3.8, 85.0], "dist2moon": [124.3, 60.0],
+          "sunalt": [-32.7, -40.0]}  # fmt: skip
+PYFUNC_COLUMNS = ["cpu_seconds_p50", "cpu_seconds_upper", "walltime_seconds", "segments"]
+
+
+@pytest.fixture(scope="module")
+def registered(mlflow_uri):
+    return log_and_register(default_model_dir(), name="pyfunc-test", tracking_uri=mlflow_uri)
+
+
+def _expected(registered, mlflow_uri, **options):
+    import pandas as pd
+
+    from cputime.features import visit_features
+    from cputime.predictions import predict_jobs
+
+    loaded = resolve_model(registered.uri, tracking_uri=mlflow_uri)
+    return predict_jobs(loaded.model, visit_features(pd.DataFrame(VISITS)), **options)
+
+
+def test_registered_version_is_an_mlflow_model_built_from_code(
+    registered, mlflow_uri, monkeypatch
+):
+    """``mlflow.pyfunc.load_model`` predicts what cputime's own (JSON-only) loader does."""
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+    from mlflow.models import Model
+
+    client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+    source = client.get_model_version_download_uri("pyfunc-test", registered.version)
+    local = download_artifacts(artifact_uri=source, tracking_uri=mlflow_uri)
+    flavor = Model.load(local).flavors["python_function"]
+    assert flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"  # code, not a pickle
+    assert not any(p.endswith((".pkl", ".pickle")) for p in
+                   (a.path for a in client.list_artifacts(registered.run_id, "model")))
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", mlflow_uri)
+    served = mlflow.pyfunc.load_model(f"models:/pyfunc-test/{registered.version}")
+    got = served.predict(pd.DataFrame(VISITS),
+                         params={"queue_max_seconds": 4 * 3600.0, "threads": 2})  # fmt: skip
+    expected = _expected(registered, mlflow_uri, threads=2, queue_max_seconds=4 * 3600.0)
+    pd.testing.assert_frame_equal(got[PYFUNC_COLUMNS], expected[PYFUNC_COLUMNS])
+    assert (got["segments"] > 1).any()
+
+
+def test_mlflow_models_serve_answers_with_the_same_predictions(registered, mlflow_uri, tmp_path):
+    """The real ``mlflow models serve`` (this environment, 127.0.0.1) serves the version."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    import pandas as pd
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "MLFLOW_REGISTRY_URI": mlflow_uri}
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from mlflow.cli import cli; cli()", "models", "serve",
+         "-m", f"models:/pyfunc-test/{registered.version}", "--env-manager", "local",
+         "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "mlflow models serve did not start in 120 s"
+            time.sleep(0.5)
+        frame = pd.DataFrame(VISITS)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/invocations",
+            json={"dataframe_split": frame.to_dict(orient="split", index=False),
+                  "params": {"queue_max_seconds": 4 * 3600.0}},
+            timeout=60,
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        got = pd.DataFrame(response.json()["predictions"])
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    expected = _expected(registered, mlflow_uri, queue_max_seconds=4 * 3600.0)
+    pd.testing.assert_frame_equal(got[PYFUNC_COLUMNS], expected[PYFUNC_COLUMNS],
+                                  check_dtype=False)  # fmt: skip

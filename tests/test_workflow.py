@@ -101,7 +101,7 @@ def test_cli_slurm_segments_with_a_short_queue(capsys):
     assert single.count("#SBATCH --time=") == 1
     assert "#SBATCH --cpus-per-task=1" in single
     assert "#SBATCH --signal=B:USR1@" in single
-    assert main(["slurm", str(CATALOG), "--sensors", "R22_S11", "--queue-max", "400",
+    assert main(["slurm", str(CATALOG), "--sensors", "R22_S11", "--queue-max", "400s",
                  "--threads", "2", "--format", "args"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) > 1  # a long job on a 400 s queue is split
@@ -121,7 +121,7 @@ def test_example_workflow_runs_on_a_real_parsl_executor(tmp_path):
     queue_max = predict_one(CATALOG, "R22_S11")["walltime_seconds"] // 2  # a few segments
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "parsl_phosim_workflow.py"), str(CATALOG),
-         "--sensors", "R22_S11,R22_S12", "--queue-max", str(queue_max), "--command",
+         "--sensors", "R22_S11,R22_S12", "--queue-max", f"{queue_max}s", "--command",
          "echo {catalog} {sensor} checkpointcount {checkpointcount} of {checkpointtotal}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
