@@ -25,11 +25,13 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from cputime.runs import RunsStore
+if TYPE_CHECKING:  # the store needs the [mlflow] extra; the drift reference does not
+    from cputime.runs import RunsStore
 
 __all__ = [
     "SUMMARY_LEVELS",

@@ -303,18 +303,11 @@ def train_model(
 
 
 def _feature_summary(X: pd.DataFrame) -> dict:
-    """Quantiles of each condition feature, for drift monitoring."""
-    summary = {}
-    for column in FEATURE_COLUMNS:
-        if column in CATALOG_COLUMNS:
-            continue
-        values = pd.to_numeric(X[column], errors="coerce").replace([np.inf, -np.inf], np.nan)
-        values = values.dropna()
-        if values.empty:
-            continue
-        quantiles = np.quantile(values, [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0])
-        summary[column] = [float(q) for q in quantiles]
-    return summary
+    """Drift reference of each condition feature: quantiles, or category shares for discrete
+    ones (:func:`cputime.monitor.feature_reference`)."""
+    from cputime.monitor import feature_reference
+
+    return feature_reference(X, [c for c in FEATURE_COLUMNS if c not in CATALOG_COLUMNS])
 
 
 def build_default(
