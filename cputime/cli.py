@@ -77,6 +77,11 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--commands", type=Path, default=None, help="PhoSim commands file")
     parser.add_argument(
+        "--allow-unknown-commands",
+        action="store_true",
+        help="accept commands-file keys PhoSim does not read (by default a likely typo: error)",
+    )
+    parser.add_argument(
         "--allow-outside",
         action="store_true",
         help="follow includeobj files outside the catalog's folder",
@@ -464,7 +469,8 @@ def _features(args) -> pd.DataFrame:
     from cputime.batch import features_of_many
     from cputime.commands import read_commands
 
-    commands = read_commands(args.commands) if args.commands else None
+    commands = (read_commands(args.commands, allow_unknown=args.allow_unknown_commands)
+                if args.commands else None)
     table = features_of_many(
         args.inputs,
         _sensor_list(args.sensors),

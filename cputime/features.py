@@ -35,6 +35,7 @@ from cputime.photons import (
     source_photons,
 )
 from cputime.sky import airmass_ks91, sky_mag_per_arcsec2
+from cputime.validation import check_visit
 
 __all__ = [
     "CONDITION_COLUMNS",
@@ -108,8 +109,10 @@ def _conditions(
     sky brightness needs is missing: without it the sky's cost, most of a job's CPU, is unknown.
     """
     cmd = commands.overrides() if commands is not None else {}
+    check_visit(values, where)
     vistime = float(cmd.get("vistime", values["vistime"]))
     nsnap = int(cmd.get("nsnap", values.get("nsnap") or 1))
+    check_visit({"vistime": vistime, "nsnap": nsnap}, where)  # the commands may change either
     altitude = values.get("altitude")
     airmass = values.get("airmass")
     if airmass is None and altitude is not None:

@@ -381,7 +381,8 @@ def _phosim_attempt(run_dir: Path) -> tuple[RunAttempt, Path | None, Path | None
     state, outcome = _phosim_state(log, timing, stdout)
     catalog = next((run_dir / n for n in _CATALOG_NAMES if (run_dir / n).exists()), None)
     commands = run_dir / "commands.txt"
-    parsed_commands = read_commands(commands if commands.exists() else None)
+    # The run happened: a key PhoSim ignored changed nothing, so it is not refused here.
+    parsed_commands = read_commands(commands if commands.exists() else None, allow_unknown=True)
     table = json.loads(log.table().to_json(orient="records"))
     details = {
         "run": run_dir.name,
@@ -550,7 +551,7 @@ def catalog_rows(
 
     try:
         table = catalog_features(
-            catalog, sorted(sensors), commands=read_commands(commands) if commands else None
+            catalog, sorted(sensors), commands=read_commands(commands, allow_unknown=True) if commands else None
         )
     except InputError as exc:
         problems.append(LineProblem(str(catalog), None, f"no features: {exc}"))
