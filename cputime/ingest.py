@@ -550,9 +550,8 @@ def catalog_rows(
     from cputime.features import catalog_features
 
     try:
-        table = catalog_features(
-            catalog, sorted(sensors), commands=read_commands(commands, allow_unknown=True) if commands else None
-        )
+        parsed = read_commands(commands, allow_unknown=True) if commands else None
+        table = catalog_features(catalog, sorted(sensors), commands=parsed)
     except InputError as exc:
         problems.append(LineProblem(str(catalog), None, f"no features: {exc}"))
         return {}
