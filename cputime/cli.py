@@ -513,7 +513,7 @@ def _cmd_slurm(args) -> int:
 def _cmd_serve(args) -> int:
     import uvicorn
 
-    from cputime.service import ServiceSettings
+    from cputime.service import ServiceSettings, server_options
 
     if args.max_body_bytes < 0:
         raise InputError(f"--max-body-bytes: {args.max_body_bytes} must be 0 or more")
@@ -538,6 +538,7 @@ def _cmd_serve(args) -> int:
         port=args.port,
         workers=args.workers,
         access_log=args.access_log,
+        **server_options(),
     )
     return ExitStatus.OK
 
