@@ -43,7 +43,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -56,7 +56,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from cputime.errors import InputError
-from cputime.validation import check_value
+from cputime.validation import range_problem
 
 __all__ = ["ServiceSettings", "get_settings", "create_app", "ServedModel"]
 
@@ -344,8 +344,9 @@ class Visit(BaseModel):
     @classmethod
     def _in_range(cls, value: Any, info: ValidationInfo) -> Any:
         """The ranges of :data:`cputime.validation.RANGES`, as for catalogs and tables."""
-        if value is not None:
-            check_value(info.field_name, value, "value")
+        problem = None if value is None else range_problem(info.field_name, value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="before")
@@ -432,9 +433,12 @@ async def predict(
     options = PlanOptions(**body.model_dump(include=set(PlanOptions.model_fields)))
     job = _VisitJob([v.model_dump() for v in body.visits], tuple(sensors or ()), options)
     _check_rows(job.n_rows, settings)
-    rows, served = await _bounded(request, request.app.state.batcher.submit(job), settings,
-                                  on_stop=job.stop)
-    return _response(rows, served)
+    parts, served = await _bounded(request, request.app.state.batcher.submit(job), settings,
+                                   on_stop=job.stop)
+    if len(parts) == 1:
+        return Response(_response_body(parts, served), media_type="application/json")
+    # Sent slice by slice: no copy of the whole answer, and other requests are served between.
+    return StreamingResponse(_streamed_body(parts, served), media_type="application/json")
 
 
 def _check_rows(n_rows: int, settings: ServiceSettings) -> None:
@@ -519,13 +523,13 @@ class Batcher:
     arrives meanwhile waits for one slice of each, not for the whole of them.
     """
 
-    def __init__(self, app: FastAPI, max_rows: int = 20_000, slice_rows: int = 500):
+    def __init__(self, app: FastAPI, max_rows: int = 20_000, slice_rows: int = 100):
         self.app = app
         self.max_rows = max_rows
         self.slice_rows = slice_rows
         self.queue: asyncio.Queue[_VisitJob] = asyncio.Queue()
 
-    async def submit(self, job: _VisitJob) -> tuple[str, ServedModel]:
+    async def submit(self, job: _VisitJob) -> tuple[list[str], ServedModel]:
         job.future = asyncio.get_running_loop().create_future()
         await self.queue.put(job)
         return await job.future
@@ -550,12 +554,13 @@ class Batcher:
             for job, piece in pieces:
                 groups.setdefault(job.key, []).append((job, piece))
             served = self.app.state.served  # one model for the whole batch
-            for group in groups.values():
+            # Smallest groups first: a one-visit request waits for at most the slice running
+            # when it arrived.
+            for group in sorted(groups.values(), key=lambda g: sum(len(p) for _, p in g)):
                 await self._run_group(served, group)
             for job, _ in pieces:
                 if job.taken >= len(job.visits) and not job.future.done():
-                    rows_json = "[" + ",".join(p[1:-1] for p in job.parts if p != "[]") + "]"
-                    _settle(job.future, result=(rows_json, served))
+                    _settle(job.future, result=(job.parts, served))
             # Jobs served in this batch go behind those that were not (round robin).
             served_jobs = {id(job) for job, _ in pieces}
             active = ([j for j in active if id(j) not in served_jobs and not j.future.done()]
@@ -772,11 +777,31 @@ def _predict_table(served: ServedModel, features: pd.DataFrame, options: PlanOpt
     )
 
 
+def _response_body(parts: list[str], served: ServedModel) -> bytes:
+    """The predictions (pandas' JSON records, as ``cputime predict --format json``, given as
+    pieces of one array) and the model, as the encoded response body."""
+    rows = ",".join(p[1:-1] for p in parts if p != "[]")
+    return f'{{"predictions":[{rows}],"model":{_model_json(served)}}}'.encode()
+
+
+async def _streamed_body(parts: list[str], served: ServedModel):
+    yield b'{"predictions":['
+    first = True
+    while parts:
+        rows = parts.pop(0)[1:-1]  # popped: memory is freed as the answer goes out
+        if rows:
+            yield (rows if first else "," + rows).encode()
+            first = False
+    yield f'],"model":{_model_json(served)}}}'.encode()
+
+
+def _model_json(served: ServedModel) -> str:
+    return json.dumps({"name": served.loaded.name, "version": served.version,
+                       "confidence_level": served.loaded.model.confidence_level})
+
+
 def _response(rows: str, served: ServedModel) -> Response:
-    """The predictions (pandas' JSON records, as ``cputime predict --format json``) and model."""
-    model = json.dumps({"name": served.loaded.name, "version": served.version,
-                        "confidence_level": served.loaded.model.confidence_level})
-    return Response(f'{{"predictions":{rows},"model":{model}}}', media_type="application/json")
+    return Response(_response_body([rows], served), media_type="application/json")
 
 
 # -------------------------------------------------------------------------------------- app

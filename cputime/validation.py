@@ -22,6 +22,7 @@ __all__ = [
     "RANGES",
     "READOUT_SECONDS",
     "check_value",
+    "range_problem",
     "check_visit",
     "closest",
 ]
@@ -78,7 +79,7 @@ _DAY_S = 86400.0
 #: Allowed values of each input, by canonical header keyword or commands-file key. Angles in
 #: [deg]: positions 0..360 (RA) and -90..90 (Dec, altitudes), rotations -360..360.
 RANGES: dict[str, Range] = {
-    "obshistid": Range(0, None, integer=True),
+    "obshistid": Range(0, 2**62, integer=True),
     "filter": Range(0, 5, integer=True),
     "rightascension": Range(0, 360, "deg"),
     "declination": Range(-90, 90, "deg"),
@@ -131,11 +132,19 @@ def check_value(name: str, value: float | int, where: str, written: object = Non
     InputError
         ``where: name: 'value' is not <range>``.
     """
+    problem = range_problem(name, value, written)
+    if problem is not None:
+        raise InputError(f"{where}: {name}: {problem}")
+
+
+def range_problem(name: str, value: float | int, written: object = None) -> str | None:
+    """What is wrong with ``value`` for input ``name`` (``'-30' is not a number > 0 ...``), or
+    None when it is in range or ``name`` has no range."""
     allowed = RANGES.get(name)
     if allowed is None or allowed.contains(float(value)):
-        return
+        return None
     shown = f"{value:g}" if written is None else str(written)
-    raise InputError(f"{where}: {name}: {shown!r} is not {allowed.describe()}")
+    return f"{shown!r} is not {allowed.describe()}"
 
 
 def check_visit(values: Mapping[str, float | int | None], where: str,
