@@ -934,8 +934,8 @@ class TimedH11Protocol(H11Protocol):
 
 def server_options() -> dict:
     """Options for ``uvicorn.run``: the slow-header timeout, and a bounded SIGTERM shutdown
-    (in-flight requests get 10 s to finish, then the server exits)."""
-    return {"http": TimedH11Protocol, "timeout_graceful_shutdown": 10,
+    (in-flight requests get 5 s to finish, then the server exits)."""
+    return {"http": TimedH11Protocol, "timeout_graceful_shutdown": 5,
             "timeout_keep_alive": 5}
 
 
