@@ -642,7 +642,8 @@ def _cmd_ingest(args) -> int:
         for problem in report.problems:
             print(f"cputime ingest: skipped {problem}", file=sys.stderr)
     print(json.dumps([r.to_dict() for r in reports], indent=2))
-    return ExitStatus.OK
+    # The rest is stored; the status says some rows were not.
+    return ExitStatus.BAD_INPUT if any(r.problems for r in reports) else ExitStatus.OK
 
 
 def _cmd_runs(args) -> int:
