@@ -654,14 +654,16 @@ def _cmd_runs(args) -> int:
 
 
 def _cmd_retrain(args) -> int:
-    from cputime.retrain import retrain
+    from cputime.retrain import check_model_name, check_regressor_params, retrain
     from cputime.runs import RunsStore
     from cputime.training import load_runs_table
 
+    check_model_name(args.name)  # before anything is opened or written
     try:
         regressor_params = json.loads(args.regressor_params) if args.regressor_params else None
     except json.JSONDecodeError as exc:
         raise InputError(f"--regressor-params: not JSON ({exc.msg})") from None
+    check_regressor_params(regressor_params)
     result = retrain(
         RunsStore(args.runs_db),
         name=args.name,
