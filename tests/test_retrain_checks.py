@@ -99,8 +99,8 @@ def test_retrain_when_every_run_was_killed(tmp_path, capsys):
                  "--host-factors", str(hosts), "--runs-db", uri]) == 0
     report = json.loads(capsys.readouterr().out)[0]
     assert report["stored"] == 80
-    code = main(["retrain", "--name", "m", "--runs-db", uri, "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}",
-                 "--runs", str(CATALOG_RUNS)])
+    code = main(["retrain", "--name", "m", "--runs-db", uri,
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", "--runs", str(CATALOG_RUNS)])
     err = capsys.readouterr().err
     assert code == 2
     assert "were killed at their time limit (censored)" in err and err.count("\n") == 1
