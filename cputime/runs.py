@@ -181,7 +181,7 @@ class RunsStore:
         self.uri = uri
         self.engine = _engine(uri)
         try:
-            _with_retries(lambda: _metadata.create_all(self.engine))
+            _create_tables(self.engine)
         except sa.exc.DBAPIError as exc:  # not a database, no server, no permission...
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
             raise InputError(
@@ -345,6 +345,18 @@ def _engine(uri: str) -> Engine:
     return engine
 
 
+def _create_tables(engine: Engine) -> None:
+    """Create the runs table if missing. Two processes opening a new store at once may both
+    try: the loser's CREATE fails, and its second look finds the table."""
+    for attempt in range(3):
+        try:
+            return _with_retries(lambda: _metadata.create_all(engine))
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+            if attempt == 2:
+                raise
+            time.sleep(0.2)
+
+
 def _with_retries(work):
     """``work()`` (one whole transaction), run again when another writer won a race.
 
@@ -390,7 +402,9 @@ def _insert_new(conn: Connection, rows: list[dict]) -> int:
     for row in rows:
         if row["attempt_key"] not in known:
             fresh.setdefault(row["attempt_key"], row)
-    rows = list(fresh.values())
+    # Always in key order: two writers inserting overlapping keys then wait for each other
+    # instead of deadlocking (PostgreSQL locks each new key's index entry in turn).
+    rows = sorted(fresh.values(), key=lambda r: r["attempt_key"])
     if not rows:
         return 0
     dialect = conn.dialect.name
