@@ -47,6 +47,7 @@ __all__ = [
     "CatalogHeader",
     "ObjectChunk",
     "read_header",
+    "header_includes",
     "iter_object_chunks",
     "read_catalog",
     "canonical_keyword",
@@ -722,23 +723,67 @@ def read_header(path: str | os.PathLike, *, allow_outside: bool = False) -> Cata
     source = str(path)
     root = path.parent.resolve()
     lines = _HeaderLines(source)
+    for number, tokens in _header_block(path, source):
+        include = _header_line(lines, tokens, number, path, root, allow_outside)
+        if include is not None:
+            lines.includes.append(include)
+    return lines.build()
+
+
+# The start of a line that is neither blank nor a comment.
+_MEANINGFUL_LINE = re.compile(rb"^[ \t\r\f\v]*[^# \t\r\n\f\v]", re.MULTILINE)
+
+
+def _header_block(path: Path, source: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, tokens) of each keyword or include line before the first object line.
+
+    Blank and comment lines are skipped by one regular-expression search per chunk, not line by
+    line: a header of millions of comment lines is read at the speed of the search.
+    """
     with closing(_text_chunks(path, source, 1 << 20)) as chunks:
-        number = 0
+        number = 1  # line number at ``pos``
         for chunk in chunks:
-            for raw in bytes(chunk).split(b"\n")[:-1]:
-                number += 1
-                text = _decode_line(raw)
+            data = bytes(chunk)
+            pos = 0
+            while match := _MEANINGFUL_LINE.search(data, pos):
+                start = match.start()
+                end = data.index(b"\n", start)  # every chunk ends with a line break
+                number += data.count(b"\n", pos, start)
+                text = _decode_line(data[start:end])
                 if text is None:
                     raise located(source, number, _BINARY_MESSAGE)
                 tokens = _tokens(text)
-                if not tokens or tokens[0].startswith("#"):
-                    continue
                 if tokens[0].lower() == "object":
-                    return lines.build()
-                include = _header_line(lines, tokens, number, path, root, allow_outside)
-                if include is not None:
-                    lines.includes.append(include)
-    return lines.build()
+                    return
+                yield number, tokens
+                number += 1
+                pos = end + 1
+            number += data.count(b"\n", pos)
+
+
+def header_includes(path: str | os.PathLike, *, allow_outside: bool = False) -> tuple[Path, ...]:
+    """Files named by ``includeobj`` lines in the header block of a catalog and, in turn, of
+    those files (each once, at most :data:`MAX_INCLUDE_DEPTH` deep).
+
+    Cheap (only the lines before each file's first object are read): what a cache key of the
+    catalog's results must cover besides the catalog itself. ``includeobj`` lines written
+    after object lines are not looked for.
+    """
+    path = Path(path)
+    root = path.parent.resolve()
+    found: list[Path] = []
+    todo = [(path, 0)]
+    while todo:
+        current, depth = todo.pop()
+        for number, tokens in _header_block(current, str(current)):
+            if tokens[0].lower() != "includeobj":
+                continue
+            target = _include_path(tokens, number, current, root, allow_outside)
+            if target not in found and target != path.resolve():
+                found.append(target)
+                if target.is_file() and depth < MAX_INCLUDE_DEPTH:
+                    todo.append((target, depth + 1))
+    return tuple(found)
 
 
 def iter_object_chunks(path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
