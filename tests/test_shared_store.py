@@ -16,6 +16,7 @@ import pytest
 from pgserver import create_database, postgres_server
 from sacct_synth import HEADER, synthetic_sacct
 
+from cputime.ingest import ingest
 from cputime.runs import RunsStore
 
 TWINKLES = Path(__file__).resolve().parents[1] / "cputime" / "data" / "twinkles_run1_train.csv"
@@ -75,8 +76,8 @@ def test_four_concurrent_ingests_into_postgresql(tmp_path, postgres):
     uri = create_database(postgres, "runs_concurrent")
     reports = ingest_concurrently(overlapping_sacct_files(tmp_path), uri)
     check_every_job_once(reports, RunsStore(uri))
-    again = ingest_concurrently(overlapping_sacct_files(tmp_path), uri)
-    assert sum(r["stored"] for r in again) == 0
+    again = ingest(overlapping_sacct_files(tmp_path), "sacct", RunsStore(uri))
+    assert sum(r.stored for r in again) == 0
     assert RunsStore(uri).count() == N_JOBS
 
 
