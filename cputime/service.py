@@ -2,7 +2,7 @@
 
 Routes (OpenAPI docs at ``/docs``):
 
-- ``GET /healthz``: 200 once a model is loaded.
+- ``GET /healthz``: 200 once a model is loaded: the version serving and the last version refused.
 - ``GET /v1/model``: name, version, features, calibration and training summary of the model.
 - ``POST /v1/predict``: planned visits as JSON (header keywords) -> one prediction per visit, or
   per (visit, sensor) with ``sensors``.
@@ -18,7 +18,14 @@ give the same numbers.
 The model is loaded in the app's ``lifespan``. When it is a registry alias
 (``models:/NAME@champion``) a background task re-resolves the alias every ``poll_seconds`` and,
 when it points to another version, swaps the served model: each request reads the model reference
-once, so a request in flight finishes with the model it started with.
+once, so a request in flight finishes with the model it started with. A version is served only
+after a trial prediction of stored probe visits; one that fails is not fetched again.
+
+Work per request is bounded (see :class:`ServiceSettings`): uploads are gunzipped as they arrive
+with byte and line limits, a request may produce at most ``max_rows`` rows and compute for at most
+``request_seconds``, a client that disconnects stops its work, slow clients are cut off, and big
+requests are predicted in slices taken in turn with the others. Every error body is
+``{"detail": "<one line>"}``.
 """
 
 from __future__ import annotations
