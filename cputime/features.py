@@ -35,7 +35,7 @@ from cputime.photons import (
     source_photons,
 )
 from cputime.sky import airmass_ks91, sky_mag_per_arcsec2
-from cputime.validation import check_visit
+from cputime.validation import check_magnorm, check_visit
 
 __all__ = [
     "CONDITION_COLUMNS",
@@ -346,6 +346,7 @@ def catalog_features(
     exposure = conditions["exposure_seconds"]
     acc = _SensorAccumulator(len(focalplane.SENSOR_NAMES))
     for chunk in iter_object_chunks(path, allow_outside=allow_outside):
+        check_magnorm(chunk.magnorm, chunk.source)
         x, y, front = focalplane.focal_plane_xy_mm(
             chunk.ra, chunk.dec, header.rightascension, header.declination, header.rotskypos
         )

@@ -15,6 +15,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from cputime.errors import InputError
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "check_value",
     "range_problem",
     "check_visit",
+    "check_magnorm",
+    "BRIGHTEST_MAGNORM",
     "closest",
 ]
 
@@ -174,6 +178,20 @@ def check_visit(values: Mapping[str, float | int | None], where: str,
         raise InputError(
             f"{lines.get('vistime', where)}: vistime: {vistime:g} s leaves no exposure for "
             f"{nsnap} snaps ({READOUT_SECONDS:g} s readout between snaps)"
+        )
+
+
+#: Brightest ``magnorm`` an object may have [mag]: the Sun is -26.7 in V; brighter is a damaged
+#: line (a magnorm of -1e30 on a sensor overflowed the walltime to -2^63 s).
+BRIGHTEST_MAGNORM = -30.0
+
+
+def check_magnorm(magnorm: np.ndarray, where: str) -> None:
+    """Raise when an object of ``magnorm`` [mag] is brighter than :data:`BRIGHTEST_MAGNORM`."""
+    if magnorm.size and float(magnorm.min()) < BRIGHTEST_MAGNORM:
+        raise InputError(
+            f"{where}: an object line has magnorm {float(magnorm.min()):g}, brighter than "
+            f"{BRIGHTEST_MAGNORM:g} mag: not a real source"
         )
 
 

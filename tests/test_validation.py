@@ -177,3 +177,31 @@ def test_seeded_fuzz_of_headers_never_tracebacks(tmp_path):
             value = getattr(header, name, None)
             if value is not None:
                 assert allowed.contains(float(value)), (name, value)
+
+
+def test_object_brighter_than_the_sun_is_refused_not_an_overflowed_walltime(tmp_path, capsys):
+    path = tmp_path / "bright.txt"
+    path.write_text(BASE.read_text() + OBJECT.replace("17.8", "-1e30"))
+    assert main(["predict", str(path), "--sensors", "R22_S11", "-o", "-"]) == 2
+    assert f"{path}: an object line has magnorm -1e+30, brighter than -30 mag" in (
+        capsys.readouterr().err)
+
+
+def test_seeded_fuzz_of_commands_files_never_tracebacks():
+    from cputime.commands import COST_KEYS, KNOWN_PHOSIM_KEYS, parse_commands
+
+    rng = random.Random(12)
+    keys = [*COST_KEYS, *sorted(KNOWN_PHOSIM_KEYS)[:40], "zenithv", "ZENITH_V", "#", "x"]
+    values = ["1000", "-1", "0", "nan", "inf", "1e300", "2.5", "", "a b", "3", "-0", "1e-320",
+              "\x00", "٣"]
+    for _ in range(500):
+        text = "\n".join(f"{rng.choice(keys)} {rng.choice(values)}"
+                         for _ in range(rng.randint(0, 6)))
+        for allow in (False, True):
+            try:
+                commands = parse_commands(text, source="cmd.txt", allow_unknown=allow)
+            except InputError as err:
+                assert str(err).startswith("cmd.txt:") and "\n" not in str(err)
+                continue
+            for key, value in commands.overrides().items():
+                assert RANGES[key].contains(float(value)), (key, value)
