@@ -214,6 +214,7 @@ def _features_task(path: str, sensors, commands, allow_outside: bool, part: str 
     from cputime.features import features_of_inputs
 
     try:
+        _check_regular_file(Path(path))
         table = features_of_inputs([path], sensors, commands=commands, allow_outside=allow_outside)
     except InputError as err:
         message = str(err)
@@ -226,6 +227,13 @@ def _features_task(path: str, sensors, commands, allow_outside: bool, part: str 
     table.to_parquet(tmp, index=False)
     os.replace(tmp, part)  # atomic: a part file is complete or absent
     return "ok", None
+
+
+def _check_regular_file(path: Path) -> None:
+    """A pipe or device as input would block for ever or never end: refuse it."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise InputError(f"{path}: not a regular file (a pipe or device cannot be an input; "
+                         "save it to a file first)")
 
 
 def _run(tasks, jobs: int, executor: str, parsl_config, keep_going: bool):

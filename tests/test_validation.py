@@ -103,7 +103,8 @@ def test_fifo_is_refused_instead_of_blocking(tmp_path):
         read_header(fifo)
     visits = tmp_path / "visits.csv"
     os.mkfifo(visits)
-    assert main(["features", str(fifo), "-o", str(tmp_path / "f.csv")]) == 2
+    for path in (fifo, visits):
+        assert main(["features", str(path), "-o", str(tmp_path / "f.csv")]) == 2
 
 
 def test_gzip_inside_gzip_is_refused(tmp_path):
