@@ -112,6 +112,9 @@ RANGES: dict[str, Range] = {
     # Sky and dome brightness [mag/arcsec^2, mag]; PhoSim reads 1000 as "off".
     "zenith_v": Range(10, 1000, "mag/arcsec^2"),
     "domelight": Range(0, 1000, "mag"),
+    # Stray-light tracing of bright stars: on/off, and the magnorm below which it is done.
+    "straylight": Range(0, 1, integer=True),
+    "straylightcut": Range(-30, 100, "mag"),
     "checkpointtotal": Range(0, 10_000, integer=True),
     "checkpointcount": Range(0, 10_000, integer=True),
 }
