@@ -60,6 +60,7 @@ from pydantic import (
     model_validator,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from cputime.errors import InputError
@@ -842,7 +843,7 @@ async def _too_slow(request: Request, err: TooSlow) -> JSONResponse:
     return _error(503, str(err))
 
 
-async def _client_gone(request: Request, err: ClientGone) -> Response:
+async def _client_gone(request: Request, err: Exception) -> Response:
     return Response(status_code=499)  # nobody reads it; the connection is gone
 
 
@@ -977,6 +978,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.add_exception_handler(BodyTooLarge, _too_large)
     app.add_exception_handler(TooSlow, _too_slow)
     app.add_exception_handler(ClientGone, _client_gone)
+    app.add_exception_handler(ClientDisconnect, _client_gone)  # gone during the upload
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _server_error)

@@ -223,6 +223,10 @@ def test_slow_headers_are_closed_and_a_stalled_body_gets_408(server):
             answer += piece
         assert answer.startswith(b"HTTP/1.1 408"), answer
         assert b"(client_seconds)" in answer
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/predict/catalog?sensors=R22_S11 HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 1000000\r\n\r\n" + b"#" * 1000)  # gone mid-upload
+    assert httpx.get(server.url + "/healthz").status_code == 200
 
 
 def test_fair_share_one_visit_is_not_stuck_behind_a_big_request(server, client):
