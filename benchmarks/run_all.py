@@ -18,6 +18,7 @@ BENCHMARKS = [
     ["bench_catalog.py", "--repeats", "3"],
     ["bench_ingest_retrain.py"],
     ["bench_service.py"],
+    ["bench_service_fair.py", "-o", str(HERE / "results" / "service_fair.json")],
 ]
 
 

@@ -6,7 +6,8 @@ on standard error, and, given a ``resume_dir``, keeps one part file per finished
 run that was interrupted (or that met a bad catalog) starts again where it stopped.
 
 A part file is named by a hash of everything its rows depend on: the input's absolute path, size
-and modification time, the sensors, the commands overrides, ``allow_outside`` and
+and modification time (and those of the files its header block includes, see
+:func:`cputime.catalog.header_includes`), the sensors, the commands overrides, ``allow_outside`` and
 :data:`cputime.features.FEATURE_CODE_VERSION`. Changing any of them recomputes the input; stale
 parts are simply never read again.
 """
@@ -148,14 +149,17 @@ def part_path(
     allow_outside: bool = False,
 ) -> Path:
     """Part file of one input in ``resume_dir``, keyed by everything its rows depend on."""
-    from cputime.features import FEATURE_CODE_VERSION
+    from cputime.catalog import header_includes
+    from cputime.features import FEATURE_CODE_VERSION, is_visit_table
 
     path = Path(path).absolute()
     try:
-        stat = path.stat()
-        identity = [stat.st_size, stat.st_mtime_ns]
-    except OSError:
-        identity = None  # a missing input fails when read; its key need not be stable
+        files = [path]
+        if not is_visit_table(path):
+            files += header_includes(path, allow_outside=allow_outside)
+        identity = [[str(f), *_size_and_time(f)] for f in files]
+    except (OSError, InputError):
+        identity = None  # an input that cannot be read fails when read; no stable key needed
     key = json.dumps(
         {
             "path": str(path),
@@ -171,6 +175,15 @@ def part_path(
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     return Path(resume_dir) / f"{digest}.parquet"
+
+
+def _size_and_time(path: Path) -> tuple[int, int] | None:
+    """Size [bytes] and modification time [ns] of a file; None when it is missing."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def load_parsl_config(spec):
@@ -201,6 +214,7 @@ def _features_task(path: str, sensors, commands, allow_outside: bool, part: str 
     from cputime.features import features_of_inputs
 
     try:
+        _check_regular_file(Path(path))
         table = features_of_inputs([path], sensors, commands=commands, allow_outside=allow_outside)
     except InputError as err:
         message = str(err)
@@ -213,6 +227,13 @@ def _features_task(path: str, sensors, commands, allow_outside: bool, part: str 
     table.to_parquet(tmp, index=False)
     os.replace(tmp, part)  # atomic: a part file is complete or absent
     return "ok", None
+
+
+def _check_regular_file(path: Path) -> None:
+    """A pipe or device as input would block for ever or never end: refuse it."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise InputError(f"{path}: not a regular file (a pipe or device cannot be an input; "
+                         "save it to a file first)")
 
 
 def _run(tasks, jobs: int, executor: str, parsl_config, keep_going: bool):

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cputime.errors import located
+from cputime.validation import check_visit
 
 __all__ = [
     "SPATIAL_MODELS",
@@ -46,6 +47,7 @@ __all__ = [
     "CatalogHeader",
     "ObjectChunk",
     "read_header",
+    "header_includes",
     "iter_object_chunks",
     "read_catalog",
     "canonical_keyword",
@@ -114,9 +116,12 @@ _OBJECT_LINE_PATTERN = f"^{_OBJECT_LINE}$"
 _OBJECT_LINES_PATTERN = f"\\A(?:{_OBJECT_LINE})*\\z"  # a whole chunk of object lines
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_UTF8_BOM = b"\xef\xbb\xbf"
 _READ_BYTES = 1 << 20
 DEFAULT_CHUNK_BYTES = 32 << 20
 _PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))
+#: Deepest chain of ``includeobj`` files followed (PhoSim's own catalogs nest one level).
+MAX_INCLUDE_DEPTH = 16
 
 # ----------------------------------------------------------------------------------------------
 # Header
@@ -249,6 +254,8 @@ class _HeaderLines:
             names = ", ".join("vistime (or exptime)" if m == "vistime" else m for m in missing)
             raise located(self.source, None, f"missing required header keyword(s): {names}")
         known = {name: self._typed(name) for name in self.values if name in _KEYWORD_ALIASES}
+        check_visit(known, self.source,
+                    {name: f"{self.source}:{self.values[name][1]}" for name in known})
         exptime = known.pop("exptime", None)
         if "vistime" not in known:
             nsnap = known.get("nsnap") or 1
@@ -287,6 +294,10 @@ def _same_value(a: str, b: str) -> bool:
 
 def _open_binary(path: Path, source: str):
     try:
+        # A FIFO or device would block or never end: only regular files are catalogs.
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise located(source, None, "not a regular file (a pipe or device cannot be read "
+                                        "twice, as the header and then the objects)")
         return open(path, "rb")  # noqa: SIM115 - closed by the caller's with
     except FileNotFoundError:
         raise located(source, None, "no such file") from None
@@ -297,15 +308,29 @@ def _open_binary(path: Path, source: str):
 
 
 def _decompressed_blocks(path: Path, source: str) -> Iterator[bytes]:
-    """Yield the file's bytes, gunzipped when it starts with the gzip magic number."""
+    """Yield the file's bytes, gunzipped when it starts with the gzip magic number.
+
+    A UTF-8 byte-order mark at the start is dropped; gzip inside gzip is refused (no catalog
+    is written that way, and each layer would multiply what a small file unpacks to).
+    """
     with _open_binary(path, source) as f:
         if f.read(2) != _GZIP_MAGIC:
             f.seek(0)
-            while block := f.read(_READ_BYTES):
-                yield block
-            return
-        f.seek(0)
-        yield from _gunzip(f, source)
+            blocks = iter(lambda: f.read(_READ_BYTES), b"")
+        else:
+            f.seek(0)
+            blocks = _gunzip(f, source)
+        first = b""
+        for block in blocks:
+            first += block
+            if len(first) >= len(_UTF8_BOM):
+                break
+        if first.startswith(_GZIP_MAGIC):
+            raise located(source, None, "gzip data inside gzip data: refused (decompress the "
+                                        "file once and gzip the text once)")
+        if first := first.removeprefix(_UTF8_BOM):
+            yield first
+        yield from blocks
 
 
 def _gunzip(f, source: str) -> Iterator[bytes]:
@@ -340,6 +365,7 @@ def _text_chunks(path: Path, source: str, chunk_bytes: int) -> Iterator[bytes | 
     """Yield newline-terminated pieces of about ``chunk_bytes`` of the file's text."""
     pending: list[bytes] = []
     size = 0
+    lines = 0  # complete lines yielded, to say where an over-long line starts
     for block in _decompressed_blocks(path, source):
         pending.append(block)
         size += len(block)
@@ -348,9 +374,10 @@ def _text_chunks(path: Path, source: str, chunk_bytes: int) -> Iterator[bytes | 
         data = b"".join(pending)
         cut = data.rfind(b"\n") + 1
         if cut == 0 and size > 4 * chunk_bytes:
-            raise located(source, None, f"no line break in the first {size} bytes: not a text "
-                                        "instance catalog")
+            raise located(source, lines + 1, f"line longer than {size} bytes (no line break): "
+                                             "not a text instance catalog")
         if cut:
+            lines += data.count(b"\n", 0, cut)
             yield memoryview(data)[:cut]  # no copy of the big chunk
             data = data[cut:]
         pending, size = [data], len(data)
@@ -696,23 +723,67 @@ def read_header(path: str | os.PathLike, *, allow_outside: bool = False) -> Cata
     source = str(path)
     root = path.parent.resolve()
     lines = _HeaderLines(source)
+    for number, tokens in _header_block(path, source):
+        include = _header_line(lines, tokens, number, path, root, allow_outside)
+        if include is not None:
+            lines.includes.append(include)
+    return lines.build()
+
+
+# The start of a line that is neither blank nor a comment.
+_MEANINGFUL_LINE = re.compile(rb"^[ \t\r\f\v]*[^# \t\r\n\f\v]", re.MULTILINE)
+
+
+def _header_block(path: Path, source: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, tokens) of each keyword or include line before the first object line.
+
+    Blank and comment lines are skipped by one regular-expression search per chunk, not line by
+    line: a header of millions of comment lines is read at the speed of the search.
+    """
     with closing(_text_chunks(path, source, 1 << 20)) as chunks:
-        number = 0
+        number = 1  # line number at ``pos``
         for chunk in chunks:
-            for raw in bytes(chunk).split(b"\n")[:-1]:
-                number += 1
-                text = _decode_line(raw)
+            data = bytes(chunk)
+            pos = 0
+            while match := _MEANINGFUL_LINE.search(data, pos):
+                start = match.start()
+                end = data.index(b"\n", start)  # every chunk ends with a line break
+                number += data.count(b"\n", pos, start)
+                text = _decode_line(data[start:end])
                 if text is None:
                     raise located(source, number, _BINARY_MESSAGE)
                 tokens = _tokens(text)
-                if not tokens or tokens[0].startswith("#"):
-                    continue
                 if tokens[0].lower() == "object":
-                    return lines.build()
-                include = _header_line(lines, tokens, number, path, root, allow_outside)
-                if include is not None:
-                    lines.includes.append(include)
-    return lines.build()
+                    return
+                yield number, tokens
+                number += 1
+                pos = end + 1
+            number += data.count(b"\n", pos)
+
+
+def header_includes(path: str | os.PathLike, *, allow_outside: bool = False) -> tuple[Path, ...]:
+    """Files named by ``includeobj`` lines in the header block of a catalog and, in turn, of
+    those files (each once, at most :data:`MAX_INCLUDE_DEPTH` deep).
+
+    Cheap (only the lines before each file's first object are read): what a cache key of the
+    catalog's results must cover besides the catalog itself. ``includeobj`` lines written
+    after object lines are not looked for.
+    """
+    path = Path(path)
+    root = path.parent.resolve()
+    found: list[Path] = []
+    todo = [(path, 0)]
+    while todo:
+        current, depth = todo.pop()
+        for number, tokens in _header_block(current, str(current)):
+            if tokens[0].lower() != "includeobj":
+                continue
+            target = _include_path(tokens, number, current, root, allow_outside)
+            if target not in found and target != path.resolve():
+                found.append(target)
+                if target.is_file() and depth < MAX_INCLUDE_DEPTH:
+                    todo.append((target, depth + 1))
+    return tuple(found)
 
 
 def iter_object_chunks(path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
@@ -804,6 +875,9 @@ def _emit(parsed: _ParsedChunk, path: Path, source: str, header: _HeaderLines | 
                     "object files next to the catalog"))
             if target in stack:
                 raise located(source, number, f"includeobj '{tokens[1]}' includes itself")
+            if len(stack) > MAX_INCLUDE_DEPTH:
+                raise located(source, number, (
+                    f"includeobj '{tokens[1]}' nests more than {MAX_INCLUDE_DEPTH} files deep"))
             if not parsed.error:
                 yield from _objects(parsed, done, before, source)
                 done = before

@@ -187,6 +187,11 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--commands", type=Path, default=None, help="PhoSim commands file")
     parser.add_argument(
+        "--allow-unknown-commands",
+        action="store_true",
+        help="accept commands-file keys PhoSim does not read (by default a likely typo: error)",
+    )
+    parser.add_argument(
         "--allow-outside",
         action="store_true",
         help="follow includeobj files outside the catalog's folder",
@@ -654,7 +659,8 @@ def _features(args) -> pd.DataFrame:
     from cputime.batch import features_of_many
     from cputime.commands import read_commands
 
-    commands = read_commands(args.commands) if args.commands else None
+    commands = (read_commands(args.commands, allow_unknown=args.allow_unknown_commands)
+                if args.commands else None)
     if args.where is not None or args.visits is not None:
         return _selected_visit_features(args, commands)
     table = features_of_many(
@@ -764,7 +770,7 @@ def _cmd_serve(args) -> int:
     import uvicorn
 
     from cputime.registry import resolve_model
-    from cputime.service import ServiceSettings
+    from cputime.service import ServiceSettings, server_options
 
     settings = dataclasses.replace(
         ServiceSettings.from_env(),  # CPUTIME_* variables set what the options do not
@@ -790,6 +796,7 @@ def _cmd_serve(args) -> int:
         port=args.port,
         workers=args.workers,
         access_log=args.access_log,
+        **server_options(),
     )
     return ExitStatus.OK
 
@@ -931,7 +938,8 @@ def _cmd_ingest(args) -> int:
         for problem in report.problems:
             print(f"cputime ingest: skipped {problem}", file=sys.stderr)
     print(json.dumps([r.to_dict() for r in reports], indent=2))
-    return ExitStatus.OK
+    # The rest is stored; the status says some rows were not.
+    return ExitStatus.BAD_INPUT if any(r.problems for r in reports) else ExitStatus.OK
 
 
 def _cmd_runs(args) -> int:
@@ -943,14 +951,16 @@ def _cmd_runs(args) -> int:
 
 
 def _cmd_retrain(args) -> int:
-    from cputime.retrain import retrain
+    from cputime.retrain import check_model_name, check_regressor_params, retrain
     from cputime.runs import RunsStore
     from cputime.training import load_runs_table
 
+    check_model_name(args.name)  # before anything is opened or written
     try:
         regressor_params = json.loads(args.regressor_params) if args.regressor_params else None
     except json.JSONDecodeError as exc:
         raise InputError(f"--regressor-params: not JSON ({exc.msg})") from None
+    check_regressor_params(regressor_params)
     _existing_store(args.runs_db)
     runs_path = _runs_path(args)
     result = retrain(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cputime.errors import located
+from cputime.validation import RANGES, check_value, check_visit, closest
 
 __all__ = ["PhosimCommands", "read_commands", "parse_commands", "COST_KEYS", "KNOWN_PHOSIM_KEYS"]
 
@@ -123,17 +124,23 @@ def _number(source: str, line: int, key: str, text: str) -> float:
         value = math.nan
     if not math.isfinite(value):
         raise located(source, line, f"{key}: {text!r} is not a number")
+    check_value(key, value, f"{source}:{line}", text)
     return value
 
 
-def _count(source: str, line: int, key: str, text: str, minimum: int) -> int:
-    value = _number(source, line, key, text)
-    if value != int(value) or value < minimum:
-        raise located(source, line, f"{key}: {text!r} is not a whole number >= {minimum}")
-    return int(value)
+def _check_known(source: str, values: dict[str, str], lines: dict[str, int]) -> None:
+    """Refuse a key PhoSim does not read: PhoSim ignores it, so a typo changes nothing silently."""
+    for key in values:
+        if key not in KNOWN_PHOSIM_KEYS:
+            near = closest(key, KNOWN_PHOSIM_KEYS)
+            hint = f" (did you mean {near}?)" if near else ""
+            raise located(source, lines[key], (
+                f"{key}: not a key PhoSim reads{hint}; PhoSim would ignore the line (pass "
+                "--allow-unknown-commands to accept it)"))
 
 
-def parse_commands(text: str, *, source: str = "<commands>") -> PhosimCommands:
+def parse_commands(text: str, *, source: str = "<commands>",
+                   allow_unknown: bool = False) -> PhosimCommands:
     """Parse the text of a PhoSim commands file.
 
     Parameters
@@ -142,6 +149,8 @@ def parse_commands(text: str, *, source: str = "<commands>") -> PhosimCommands:
         The file's content.
     source : str
         Name used in error messages.
+    allow_unknown : bool, default False
+        Accept keys PhoSim does not read (see :meth:`PhosimCommands.unknown_to_phosim`).
 
     Returns
     -------
@@ -151,8 +160,9 @@ def parse_commands(text: str, *, source: str = "<commands>") -> PhosimCommands:
     ------
     InputError
         ``file:line: key: ...`` for a recognised key with a missing, extra or non-numeric value,
-        ``vistime <= 0``, ``nsnap < 1``, a negative checkpoint number, or
-        ``checkpointcount > checkpointtotal``.
+        a value outside its physical range (:data:`cputime.validation.RANGES`: ``vistime > 0``,
+        ``nsnap >= 1`` ...), ``checkpointcount > checkpointtotal``, or a key PhoSim does not
+        read (with the closest one it does) unless ``allow_unknown``.
     """
     values: dict[str, str] = {}
     lines: dict[str, int] = {}
@@ -167,19 +177,18 @@ def parse_commands(text: str, *, source: str = "<commands>") -> PhosimCommands:
         if key in COST_KEYS and len(words) != 2:
             problem = "missing value" if len(words) == 1 else f"one value expected, got {raw!r}"
             raise located(source, number, f"{key}: {problem}")
+    if not allow_unknown:
+        _check_known(source, values, lines)
     typed: dict[str, float | int] = {}
-    for key in ("zenith_v", "domelight", "vistime", "straylightcut"):
+    for key in COST_KEYS:
         if key in values:
-            typed[key] = _number(source, lines[key], key, values[key])
-    if typed.get("vistime", 1.0) <= 0:
-        raise located(source, lines["vistime"], f"vistime: {values['vistime']!r} is not > 0 s")
-    if "nsnap" in values:
-        typed["nsnap"] = _count(source, lines["nsnap"], "nsnap", values["nsnap"], 1)
-    for key in ("checkpointtotal", "checkpointcount", "straylight"):
-        if key in values:
-            typed[key] = _count(source, lines[key], key, values[key], 0)
-    if typed.get("straylight", 0) > 1:
-        raise located(source, lines["straylight"], "straylight: 0 (off) or 1 (on) expected")
+            number = _number(source, lines[key], key, values[key])
+            typed[key] = int(number) if RANGES[key].integer else number
+    for key, text in values.items():  # other keys with a physical range, as PhoSim reads them
+        if key not in COST_KEYS and key in RANGES and len(text.split()) == 1:
+            _number(source, lines[key], key, text)
+    where = {key: f"{source}:{lines[key]}" for key in typed}
+    check_visit({k: typed[k] for k in ("vistime", "nsnap") if k in typed}, source, where)
     total = typed.get("checkpointtotal", 0)
     if typed.get("checkpointcount", 0) > total:
         raise located(
@@ -189,13 +198,15 @@ def parse_commands(text: str, *, source: str = "<commands>") -> PhosimCommands:
     return PhosimCommands(**typed, values=values, lines=lines, source=source)
 
 
-def read_commands(path: str | Path | None) -> PhosimCommands:
+def read_commands(path: str | Path | None, *, allow_unknown: bool = False) -> PhosimCommands:
     """Read a PhoSim commands file.
 
     Parameters
     ----------
     path : str or Path or None
         The file; None gives the empty set of commands (no ``-c`` option).
+    allow_unknown : bool, default False
+        Accept keys PhoSim does not read.
 
     Returns
     -------
@@ -214,4 +225,4 @@ def read_commands(path: str | Path | None) -> PhosimCommands:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise located(path.name, None, f"cannot read: {exc.strerror or exc}") from exc
-    return parse_commands(text, source=path.name)
+    return parse_commands(text, source=path.name, allow_unknown=allow_unknown)

@@ -41,6 +41,7 @@ from cputime.photons import (
     source_photons,
 )
 from cputime.sky import airmass_ks91, sky_mag_per_arcsec2
+from cputime.validation import check_magnorm, check_visit
 
 __all__ = [
     "CONDITION_COLUMNS",
@@ -116,8 +117,10 @@ def _conditions(
     sky brightness needs is missing: without it the sky's cost, most of a job's CPU, is unknown.
     """
     cmd = commands.overrides() if commands is not None else {}
+    check_visit(values, where)
     vistime = float(cmd.get("vistime", values["vistime"]))
     nsnap = int(cmd.get("nsnap", values.get("nsnap") or 1))
+    check_visit({"vistime": vistime, "nsnap": nsnap}, where)  # the commands may change either
     altitude = values.get("altitude")
     airmass = values.get("airmass")
     if airmass is None and altitude is not None:
@@ -381,6 +384,7 @@ def catalog_features(
     exposure = conditions["exposure_seconds"]
     acc = _SensorAccumulator(len(focalplane.SENSOR_NAMES))
     for chunk in iter_object_chunks(path, allow_outside=allow_outside):
+        check_magnorm(chunk.magnorm, chunk.source)
         x, y, front = focalplane.focal_plane_xy_mm(
             chunk.ra, chunk.dec, header.rightascension, header.declination, header.rotskypos
         )

@@ -46,6 +46,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -105,9 +106,11 @@ class IngestReport:
     not_training : int
         Failed attempts (stored, never trained on).
     skipped : dict[str, int]
-        Jobs deliberately not stored, by reason (``active``, ``name does not match``).
+        Jobs not stored, by reason: deliberately (``active``, ``name does not match``,
+        ``never started``) or because their numbers are impossible (``impossible ...``).
     problems : list of LineProblem
-        Lines that could not be read (skipped), and runs whose features failed.
+        Lines that could not be read (skipped), rows with impossible values (skipped), and runs
+        whose features failed.
     """
 
     source: str
@@ -177,6 +180,53 @@ def _apply_host_factors(
             attempt.cpu_seconds_ref = attempt.cpu_seconds * attempt.host_factor
 
 
+#: Largest CPU or wall time a stored job may have [s] (about 30 years: no PhoSim job).
+MAX_JOB_SECONDS = 1e9
+#: CPU seconds a job may use per second of wall time and allocated CPU: sacct's rounding and
+#: hyper-threads allow a little over 1, a damaged line is far over (3.6e14 s in a 1 h job).
+CPU_PER_WALL_AND_CPU = 2.0
+
+
+def impossible(attempt: RunAttempt) -> tuple[str, str] | None:
+    """(category, reason) when an attempt's numbers cannot be real, else None.
+
+    Such a row would be a training example of a job that never existed; it is not stored.
+    """
+    for name in ("cpu_seconds", "wall_seconds"):
+        value = getattr(attempt, name)
+        if value is not None and not (math.isfinite(value) and 0 <= value <= MAX_JOB_SECONDS):
+            return (f"impossible {name}",
+                    f"{name} {value:g} is not a time between 0 and {MAX_JOB_SECONDS:g} s")
+    if attempt.threads is not None and attempt.threads < 1:
+        return "impossible threads", f"{attempt.threads} CPUs (NCPUS/threads must be >= 1)"
+    cpu, wall, threads = attempt.cpu_seconds, attempt.wall_seconds, attempt.threads or 1
+    if cpu is not None and wall is not None and cpu > CPU_PER_WALL_AND_CPU * wall * threads + 60:
+        return ("impossible cpu_seconds for the wall time",
+                f"cpu_seconds {cpu:g} is more than {threads} CPU(s) can use in {wall:g} s")
+    return None
+
+
+def _drop_impossible(attempts: list[RunAttempt], source: str, problems: list[LineProblem],
+                     skipped: Counter) -> list[RunAttempt]:
+    """The attempts with possible numbers; each other one counted and reported with its line."""
+    kept = []
+    for attempt in attempts:
+        why = impossible(attempt)
+        if why is None:
+            kept.append(attempt)
+        else:
+            skipped[why[0]] += 1
+            problems.append(LineProblem(source, attempt.source_line, f"not stored: {why[1]}"))
+    return kept
+
+
+def _never_started(job) -> bool:
+    """A job cancelled or failed before it ran: no node, no start, no elapsed time."""
+    no_node = (job.nodelist or "").strip().lower() in ("", "none assigned", "none")
+    no_start = (job.start or "").strip() in ("", "Unknown", "None")
+    return job.outcome == "failed" and not job.elapsed_s and (no_node or no_start)
+
+
 # -------------------------------------------------------------------------------------- sacct
 
 
@@ -191,6 +241,9 @@ def _sacct_attempts(path: Path, name_regex: str) -> tuple[list[RunAttempt], list
             continue
         if job.obshistid is None:
             skipped["name does not match"] += 1
+            continue
+        if _never_started(job):  # nothing to learn, and no host to look a factor up for
+            skipped["never started"] += 1
             continue
         if job.cpu_s is None and job.outcome != "failed":
             problems.append(LineProblem(str(path), job.line, f"{job.state} job without TotalCPU"))
@@ -381,7 +434,8 @@ def _phosim_attempt(run_dir: Path) -> tuple[RunAttempt, Path | None, Path | None
     state, outcome = _phosim_state(log, timing, stdout)
     catalog = next((run_dir / n for n in _CATALOG_NAMES if (run_dir / n).exists()), None)
     commands = run_dir / "commands.txt"
-    parsed_commands = read_commands(commands if commands.exists() else None)
+    # The run happened: a key PhoSim ignored changed nothing, so it is not refused here.
+    parsed_commands = read_commands(commands if commands.exists() else None, allow_unknown=True)
     table = json.loads(log.table().to_json(orient="records"))
     details = {
         "run": run_dir.name,
@@ -549,9 +603,8 @@ def catalog_rows(
     from cputime.features import catalog_features
 
     try:
-        table = catalog_features(
-            catalog, sorted(sensors), commands=read_commands(commands) if commands else None
-        )
+        parsed = read_commands(commands, allow_unknown=True) if commands else None
+        table = catalog_features(catalog, sorted(sensors), commands=parsed)
     except InputError as exc:
         problems.append(LineProblem(str(catalog), None, f"no features: {exc}"))
         return {}
@@ -609,6 +662,7 @@ def read_attempts(
                 )
                 if row is not None:
                     _set_features(attempt, row)
+        attempts = _drop_impossible(attempts, str(path), problems, skipped)
         _apply_host_factors(attempts, host_factors, str(path))
         if features is not None:
             problems += features.attach(a for a in attempts if a.features is None)

@@ -279,12 +279,20 @@ def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
 
 
 def _experiment_id(client, tracking_uri: str, experiment: str) -> str:
+    from mlflow.exceptions import MlflowException
+
     found = client.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id
-    return client.create_experiment(
-        experiment, artifact_location=_artifact_location(tracking_uri, experiment)
-    )
+    try:
+        return client.create_experiment(
+            experiment, artifact_location=_artifact_location(tracking_uri, experiment)
+        )
+    except MlflowException:  # another writer created it meanwhile
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def log_and_register(
@@ -363,9 +371,12 @@ def _ensure_registered_model(client, name: str) -> None:
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(
-            name, description="cputime: PhoSim CPU time per sensor-visit"
-        )
+        try:
+            client.create_registered_model(
+                name, description="cputime: PhoSim CPU time per sensor-visit"
+            )
+        except MlflowException:  # another writer created it meanwhile
+            client.get_registered_model(name)
 
 
 def set_champion(name: str, version: str, tracking_uri: str | None = None) -> None:

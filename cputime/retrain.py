@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy.engine import make_url
 
 from cputime.errors import InputError
 from cputime.model import MeasuredRuns
@@ -37,12 +37,75 @@ from cputime.registry import (
     set_champion,
     tracking_uri_or_default,
 )
-from cputime.runs import RunsStore
+from cputime.runs import RunsStore, redacted_uri
 
-__all__ = ["RetrainResult", "time_split", "holdout_metrics", "retrain", "MIN_TRAINING_ROWS"]
+__all__ = [
+    "RetrainResult",
+    "time_split",
+    "holdout_metrics",
+    "retrain",
+    "check_model_name",
+    "check_regressor_params",
+    "MIN_TRAINING_ROWS",
+]
 
 #: Fewer training examples than this cannot fit and calibrate a model.
 MIN_TRAINING_ROWS = 20
+
+#: A registered model name: letters, digits, ``_ . -``, starting with a letter or digit. MLflow
+#: uses the name in paths and URIs; ``../../x`` would write outside the artifact folder.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+#: Sky-correction regressor parameters a user may set: (low, high, type).
+REGRESSOR_PARAM_RANGES: dict[str, tuple[float, float, type]] = {
+    "n_estimators": (1, 10_000, int),
+    "learning_rate": (1e-6, 1.0, float),
+    "max_depth": (1, 20, int),
+    "min_child_weight": (0.0, 1e6, float),
+    "subsample": (1e-3, 1.0, float),
+    "colsample_bytree": (1e-3, 1.0, float),
+    "reg_lambda": (0.0, 1e6, float),
+    "aft_loss_distribution_scale": (1e-3, 100.0, float),
+    "cv": (2, 50, int),
+    "nthread": (1, 256, int),
+}
+_REGRESSOR_PARAM_CHOICES = {"aft_loss_distribution": ("normal", "logistic", "extreme")}
+
+
+def check_model_name(name: str) -> str:
+    """Return ``name`` when it is a valid registered-model name; raise InputError otherwise."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name:
+        raise InputError(
+            f"--name: {name!r} is not a model name (letters, digits, '_', '.', '-'; starting "
+            "with a letter or digit; no '..'; at most 100 characters)"
+        )
+    return name
+
+
+def check_regressor_params(params: object) -> dict | None:
+    """Return ``params`` when every key is a known regressor parameter with a sane value."""
+    if params is None:
+        return None
+    if not isinstance(params, dict):
+        raise InputError("--regressor-params: expected a JSON object such as "
+                         '{"n_estimators": 300, "max_depth": 6}')
+    known = sorted([*REGRESSOR_PARAM_RANGES, *_REGRESSOR_PARAM_CHOICES])
+    for key, value in params.items():
+        where = f"--regressor-params: {key}"
+        if key in _REGRESSOR_PARAM_CHOICES:
+            if value not in _REGRESSOR_PARAM_CHOICES[key]:
+                choices = ", ".join(_REGRESSOR_PARAM_CHOICES[key])
+                raise InputError(f"{where}: {value!r} is not one of {choices}")
+            continue
+        if key not in REGRESSOR_PARAM_RANGES:
+            raise InputError(f"{where}: not a parameter (known: {', '.join(known)})")
+        low, high, kind = REGRESSOR_PARAM_RANGES[key]
+        number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if (number is None or not math.isfinite(number) or not low <= number <= high
+                or (kind is int and number != int(number))):
+            word = "a whole number" if kind is int else "a number"
+            raise InputError(f"{where}: {value!r} is not {word} in [{low:g}, {high:g}]")
+    return params
 
 
 def time_split(table: pd.DataFrame, holdout_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -123,13 +186,6 @@ class RetrainResult:
             f"{self.decision.reason}"
 
 
-def _redacted(uri: str) -> str:
-    try:
-        return make_url(uri).render_as_string(hide_password=True)
-    except Exception:  # not a SQLAlchemy URL: nothing to hide
-        return uri
-
-
 def _plot(path: Path, holdout: pd.DataFrame, predictions: dict[str, pd.DataFrame]) -> None:
     from cputime.evaluate import plot_prediction_panels
 
@@ -191,13 +247,22 @@ def retrain(
     from cputime.modelio import load_cputime_model, save_cputime_model
     from cputime.training import train_model
 
+    check_model_name(name)  # before any work: the name ends up in paths
+    check_regressor_params(regressor_params)
     uri = tracking_uri_or_default(tracking_uri)
     table, counts = store.training_table(FEATURE_CODE_VERSION)
     train, holdout = time_split(table, holdout_fraction)
+    where = f"--runs-db {redacted_uri(store.uri)}"
     if len(train) < MIN_TRAINING_ROWS:
         raise InputError(
-            f"--runs-db {_redacted(store.uri)}: {len(train)} training runs after holding out "
+            f"{where}: {len(train)} training runs after holding out "
             f"{len(holdout)}, need at least {MIN_TRAINING_ROWS} ({json.dumps(counts)})"
+        )
+    if train["censored"].all():
+        raise InputError(
+            f"{where}: all {len(train)} training runs were killed at their time limit "
+            "(censored): a model needs finished runs to learn the CPU time from; ingest "
+            "finished jobs too"
         )
     split = {
         "n_train": len(train),
@@ -209,7 +274,7 @@ def retrain(
         trained_dir = Path(tmp) / "trained"
         summary = train_model(
             train, runs, out=trained_dir, confidence_level=confidence_level,
-            regressor_params=regressor_params, source=f"runs store {_redacted(store.uri)}",
+            regressor_params=regressor_params, source=f"runs store {redacted_uri(store.uri)}",
         )
         challenger_model, _ = load_cputime_model(trained_dir)
         challenger, challenger_pred = holdout_metrics(challenger_model, holdout)
@@ -247,7 +312,7 @@ def retrain(
             "confidence_level": confidence_level,
             "regressor_params": json.dumps(regressor_params or {}, sort_keys=True),
             "feature_code_version": FEATURE_CODE_VERSION,
-            "runs_db": _redacted(store.uri),
+            "runs_db": redacted_uri(store.uri),
             "catalog_runs": runs_source,
             "champion_version": previous or "",
             **{f"store_{k}": v for k, v in counts.items()},

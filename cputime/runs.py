@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ __all__ = [
     "attempt_key",
     "features_json",
     "features_frame",
+    "redacted_uri",
 ]
 
 #: Default runs store: a SQLite file in the current folder.
@@ -179,9 +181,12 @@ class RunsStore:
         self.uri = uri
         self.engine = _engine(uri)
         try:
-            _metadata.create_all(self.engine)
-        except sa.exc.OperationalError as exc:
-            raise InputError(f"--runs-db {uri}: cannot open the runs store ({exc.orig})") from None
+            _create_tables(self.engine)
+        except sa.exc.DBAPIError as exc:  # not a database, no server, no permission...
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            raise InputError(
+                f"--runs-db {redacted_uri(uri)}: cannot open the runs store ({reason})"
+            ) from None
 
     def add(self, attempts: Iterable[RunAttempt]) -> int:
         """Store attempts not yet stored, all in one transaction.
@@ -197,12 +202,13 @@ class RunsStore:
             Attempts newly stored (the rest were already there).
         """
         now = datetime.now(UTC).replace(tzinfo=None)
-        with self.engine.begin() as conn:
-            before = self._count(conn)
-            for chunk in _chunks(attempts, _CHUNK):
-                rows = [{**asdict(a), "ingested_at": now} for a in chunk]
-                _insert_new(conn, rows)
-            return self._count(conn) - before
+        rows = [{**asdict(a), "ingested_at": now} for a in attempts]
+
+        def transaction() -> int:
+            with self.engine.begin() as conn:
+                return sum(_insert_new(conn, chunk) for chunk in _chunks(rows, _CHUNK))
+
+        return _with_retries(transaction)
 
     def count(self) -> int:
         """Number of stored attempts."""
@@ -299,13 +305,75 @@ class RunsStore:
         return table, counts
 
 
+#: How long a SQLite writer waits for another one to finish [s] (SQLite has one writer at a
+#: time; the others wait instead of failing with "database is locked").
+SQLITE_BUSY_SECONDS = 120.0
+#: Times a transaction that lost a lock or serialization race is run again.
+_RETRIES = 5
+
+
+def redacted_uri(uri: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return sa.engine.make_url(uri).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return uri
+
+
 def _engine(uri: str) -> Engine:
     try:
-        return sa.create_engine(uri)
+        url = sa.engine.make_url(uri)
+        if url.get_backend_name() != "sqlite":
+            return sa.create_engine(uri, pool_pre_ping=True)
+        engine = sa.create_engine(uri, connect_args={"timeout": SQLITE_BUSY_SECONDS})
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise InputError(
             f"--runs-db {uri!r}: not a database URL (use e.g. sqlite:///runs.db): {exc}"
         ) from None
+
+    # SQLite: every transaction takes the write lock when it begins (BEGIN IMMEDIATE), so two
+    # writers queue on the busy timeout; a transaction that reads first and then writes would
+    # instead fail at once with "database is locked" when another one does the same.
+    @sa.event.listens_for(engine, "connect")
+    def _driver_leaves_transactions_to_us(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _create_tables(engine: Engine) -> None:
+    """Create the runs table if missing. Two processes opening a new store at once may both
+    try: the loser's CREATE fails, and its second look finds the table."""
+    for attempt in range(3):
+        try:
+            return _with_retries(lambda: _metadata.create_all(engine))
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+            if attempt == 2:
+                raise
+            time.sleep(0.2)
+
+
+def _with_retries(work):
+    """``work()`` (one whole transaction), run again when another writer won a race.
+
+    SQLite's busy timeout covers waiting for a lock; what is left is a lock that stays taken
+    longer than it, and PostgreSQL's serialization and deadlock errors, where the database
+    asks the client to try again.
+    """
+    for attempt in range(_RETRIES):
+        try:
+            return work()
+        except sa.exc.OperationalError as exc:
+            text = str(exc.orig).lower()
+            retry = "locked" in text or "deadlock" in text or "could not serialize" in text
+            if not retry or attempt == _RETRIES - 1:
+                raise
+            time.sleep(0.1 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -319,8 +387,9 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def _insert_new(conn: Connection, rows: list[dict]) -> None:
-    """INSERT rows whose attempt key is new (ON CONFLICT DO NOTHING where the dialect has it)."""
+def _insert_new(conn: Connection, rows: list[dict]) -> int:
+    """INSERT rows whose attempt key is new (ON CONFLICT DO NOTHING where the dialect has it);
+    return how many were inserted."""
     # Looking the keys up first makes re-ingesting a log cheap; the conflict clause below still
     # keeps a concurrent writer from storing an attempt twice.
     keys = [r["attempt_key"] for r in rows]
@@ -333,16 +402,21 @@ def _insert_new(conn: Connection, rows: list[dict]) -> None:
     for row in rows:
         if row["attempt_key"] not in known:
             fresh.setdefault(row["attempt_key"], row)
-    rows = list(fresh.values())
+    # Always in key order: two writers inserting overlapping keys then wait for each other
+    # instead of deadlocking (PostgreSQL locks each new key's index entry in turn).
+    rows = sorted(fresh.values(), key=lambda r: r["attempt_key"])
+    if not rows:
+        return 0
     dialect = conn.dialect.name
     if dialect in ("sqlite", "postgresql"):
         module = sqlite if dialect == "sqlite" else postgresql
         statement = module.insert(RUNS_TABLE).on_conflict_do_nothing(
             index_elements=["attempt_key"]
         )
-    elif dialect in ("mysql", "mariadb"):
+        # The keys actually inserted: a concurrent writer may have stored some meanwhile.
+        return len(conn.execute(statement.returning(RUNS_TABLE.c.attempt_key), rows).all())
+    if dialect in ("mysql", "mariadb"):
         statement = sa.insert(RUNS_TABLE).prefix_with("IGNORE")
     else:  # portable fallback: the lookup above, inside the same transaction
         statement = sa.insert(RUNS_TABLE)
-    if rows:
-        conn.execute(statement, rows)
+    return conn.execute(statement, rows).rowcount

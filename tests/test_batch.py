@@ -79,6 +79,24 @@ def test_part_key_changes_with_what_rows_depend_on(catalogs, tmp_path):
     assert part_path(tmp_path, catalogs[0], SENSORS) != key
 
 
+def test_part_key_covers_included_files(tmp_path):
+    header = (DATA / "base" / "catalog.txt").read_text().split("object", 1)[0]
+    top = tmp_path / "top.txt"
+    top.write_text(header + "includeobj stars.txt\n")
+    stars = tmp_path / "stars.txt"
+    stars.write_text("includeobj more.txt\n")
+    more = tmp_path / "more.txt"
+    more.write_text("object 1 53.01 -27.44 17.8 flatlambda.txt 0 0 0 0 0 0 point none none\n")
+    work = tmp_path / "work"
+    first = features_of_many([top], SENSORS, resume_dir=work, progress=False)
+    key = part_path(work, top, SENSORS)
+    assert key.exists()
+    more.write_text(more.read_text() * 2)  # a nested include changed
+    assert part_path(work, top, SENSORS) != key
+    again = features_of_many([top], SENSORS, resume_dir=work, progress=False)
+    assert again["n_objects"].sum() == 2 * first["n_objects"].sum()
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_bad_input_stops_the_run_naming_it(catalogs, bad_catalog, jobs):
     with pytest.raises(InputError, match=r"bad\.txt:\d+:"):

@@ -41,6 +41,7 @@ def test_all_cost_keys_comments_and_other_keys():
         "zenith_vv 22\n"
         "vistime 30\n",
         source="cmd.txt",
+        allow_unknown=True,
     )
     assert commands.overrides() == {
         "zenith_v": 21.5, "domelight": 1000.0, "vistime": 30.0, "nsnap": 2,
@@ -58,10 +59,18 @@ def test_all_cost_keys_comments_and_other_keys():
     [
         ("zenith_v abc\n", "cmd.txt:1: zenith_v: 'abc' is not a number"),
         ("\ndomelight\n", "cmd.txt:2: domelight: missing value"),
-        ("vistime -15\n", "cmd.txt:1: vistime: '-15' is not > 0 s"),
+        ("vistime -15\n", "cmd.txt:1: vistime: '-15' is not a number > 0 and <= 86400 s"),
+        ("vistime 0\n", "cmd.txt:1: vistime: '0' is not a number > 0 and <= 86400 s"),
+        ("vistime 1e300\n", "cmd.txt:1: vistime: '1e300' is not a number > 0 and <= 86400 s"),
+        ("nsnap -3\n", "cmd.txt:1: nsnap: '-3' is not a whole number >= 1 and <= 100"),
+        ("vistime 6\nnsnap 3\n",
+         "cmd.txt:1: vistime: 6 s leaves no exposure for 3 snaps (3 s readout between snaps)"),
+        ("zenith_v -5\n", "cmd.txt:1: zenith_v: '-5' is not a number >= 10 and <= 1000 "
+         "mag/arcsec^2"),
+        ("altitude 200\n", "cmd.txt:1: altitude: '200' is not a number > 0 and <= 90 deg"),
         ("vistime 15 30\n", "cmd.txt:1: vistime: one value expected, got 'vistime 15 30'"),
-        ("nsnap 0\n", "cmd.txt:1: nsnap: '0' is not a whole number >= 1"),
-        ("nsnap 1.5\n", "cmd.txt:1: nsnap: '1.5' is not a whole number >= 1"),
+        ("nsnap 0\n", "cmd.txt:1: nsnap: '0' is not a whole number >= 1 and <= 100"),
+        ("nsnap 1.5\n", "cmd.txt:1: nsnap: '1.5' is not a whole number >= 1 and <= 100"),
         ("checkpointtotal 2\ncheckpointcount 3\n",
          "cmd.txt:2: checkpointcount: 3 is beyond checkpointtotal 2"),
         ("zenith_v nan\n", "cmd.txt:1: zenith_v: 'nan' is not a number"),
@@ -82,3 +91,37 @@ def test_known_keys_cover_cost_keys_and_clear_commands():
     assert set(COST_KEYS) <= KNOWN_PHOSIM_KEYS
     assert {"cleareverything", "clearperturbations", "clearclouds", "cleartracking",
             "cleardefects", "clearopacity", "clearturbulence"} <= KNOWN_PHOSIM_KEYS
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("zenithv 1000\n", "cmd.txt:1: zenithv: not a key PhoSim reads (did you mean zenith_v?)"),
+        ("vistime 30\nZENITH_V 1000\n",
+         "cmd.txt:2: ZENITH_V: not a key PhoSim reads (did you mean zenith_v?)"),
+        ("qwertyuiop 1\n", "cmd.txt:1: qwertyuiop: not a key PhoSim reads;"),
+    ],
+)
+def test_key_phosim_does_not_read_is_an_error_naming_the_closest(text, message):
+    with pytest.raises(InputError) as caught:
+        parse_commands(text, source="cmd.txt")
+    assert str(caught.value).startswith(message)
+    assert "--allow-unknown-commands" in str(caught.value)
+    commands = parse_commands(text, source="cmd.txt", allow_unknown=True)
+    assert commands.zenith_v is None  # PhoSim ignores the typo, and so does the cost model
+    assert list(commands.unknown_to_phosim()) == [text.split()[-2]]
+
+
+def test_cli_refuses_a_typo_unless_allowed(tmp_path, capsys):
+    from cputime.cli import main
+
+    commands = tmp_path / "commands.txt"
+    commands.write_text("zenithv 1000\n")
+    visits = tmp_path / "visits.csv"
+    visits.write_text("obshistid,filter,altitude,moonalt,moonphase,dist2moon,sunalt\n"
+                      "1,2,70,-30,10,90,-40\n")
+    args = ["features", str(visits), "--commands", str(commands), "-o", str(tmp_path / "f.csv")]
+    assert main(args) == 2
+    assert "commands.txt:1: zenithv: not a key PhoSim reads (did you mean zenith_v?)" in (
+        capsys.readouterr().err)
+    assert main([*args, "--allow-unknown-commands"]) == 0

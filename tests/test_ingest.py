@@ -187,7 +187,8 @@ def test_catalog_root_features(store, tmp_path):
 
 def test_cli_ingest_and_runs(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'runs.db'}"
-    assert main(["ingest", str(SACCT), "--format", "sacct", "--runs-db", uri]) == 0
+    # The unreadable lines are skipped, the rest stored; the status says rows were skipped.
+    assert main(["ingest", str(SACCT), "--format", "sacct", "--runs-db", uri]) == 2
     out = capsys.readouterr()
     assert json.loads(out.out)[0]["stored"] == 7
     assert "sacct_parsable2.txt:16: 4 fields" in out.err
@@ -197,3 +198,64 @@ def test_cli_ingest_and_runs(tmp_path, capsys):
     assert main(["ingest", str(tmp_path / "missing.txt"), "--format", "sacct",
                  "--runs-db", uri]) == 2
     assert "missing.txt: no such file" in capsys.readouterr().err
+
+
+HEADER = "JobID|JobName|State|Elapsed|TotalCPU|NCPUS|NodeList|Start|End|ExitCode|MaxRSS\n"
+START, END = "2024-05-01T10:00:00", "2024-05-01T11:00:00"
+
+
+def _sacct_line(job: int, state: str, elapsed: str, cpu: str, ncpus: str, node: str,
+                start: str = START, end: str = END) -> str:
+    return f"{job}|phosim_{job}_R22_S11|{state}|{elapsed}|{cpu}|{ncpus}|{node}|{start}|{end}|0:0|\n"
+
+
+def test_impossible_rows_and_never_started_jobs_are_skipped_the_rest_stored(tmp_path, capsys):
+    sacct = tmp_path / "sacct.txt"
+    sacct.write_text(
+        HEADER
+        + _sacct_line(1, "COMPLETED", "01:00:00", "00:50:00", "1", "node01")  # fine
+        + _sacct_line(2, "COMPLETED", "01:00:00", "100000000000-00:00:00", "1", "node01")
+        + _sacct_line(3, "COMPLETED", "01:00:00", "00:50:00", "0", "node01")  # NCPUS 0
+        + _sacct_line(4, "CANCELLED by 1234", "00:00:00", "00:00:00", "1", "None assigned",
+                      start="Unknown", end=END)  # never started
+        + _sacct_line(5, "TIMEOUT", "02:00:00", "01:59:00", "1", "node02")  # fine, censored
+    )
+    factors = tmp_path / "hosts.csv"
+    factors.write_text("host,factor\nnode*,1.5\n")  # no row for "None assigned"
+    uri = f"sqlite:///{tmp_path / 'runs.db'}"
+    code = main(["ingest", str(sacct), "--format", "sacct", "--runs-db", uri,
+                 "--host-factors", str(factors)])
+    out = capsys.readouterr()
+    assert code == 2
+    report = json.loads(out.out)[0]
+    assert report["stored"] == 2 and report["problems"] == 2
+    assert report["skipped"] == {"never started": 1, "impossible cpu_seconds": 1,
+                                 "impossible threads": 1}
+    assert "sacct.txt:3: not stored: cpu_seconds 8.64e+15 is not a time between 0 and" in out.err
+    assert "sacct.txt:4: not stored: 0 CPUs" in out.err
+    stored = RunsStore(uri).table().set_index("job_id")
+    assert sorted(stored.index) == ["1", "5"]
+    assert stored.loc["1", "cpu_seconds_ref"] == pytest.approx(3000 * 1.5)
+
+
+@pytest.mark.parametrize(
+    ("cpu", "wall", "threads", "category"),
+    [
+        (-5.0, 60.0, 1, "impossible cpu_seconds"),
+        (1e308, 60.0, 1, "impossible cpu_seconds"),
+        (float("nan"), 60.0, 1, "impossible cpu_seconds"),
+        (10.0, -1.0, 1, "impossible wall_seconds"),
+        (3.6e14, 3600.0, 1, "impossible cpu_seconds"),
+        (8000.0, 3600.0, 1, "impossible cpu_seconds for the wall time"),
+        (8000.0, 3600.0, 2, None),
+        (50.0, 60.0, 0, "impossible threads"),
+    ],
+)
+def test_impossible_values(cpu, wall, threads, category):
+    from cputime.ingest import impossible
+    from cputime.runs import RunAttempt
+
+    attempt = RunAttempt(attempt_key="k", source_format="csv", source_file="f", state="COMPLETED",
+                         outcome="finished", cpu_seconds=cpu, wall_seconds=wall, threads=threads)
+    why = impossible(attempt)
+    assert (why[0] if why else None) == category
