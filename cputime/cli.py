@@ -15,11 +15,13 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from cputime.errors import InputError
 from cputime.workflow import SLURM_FORMATS
+
+if TYPE_CHECKING:  # pandas is imported by the commands that need it, not for --help
+    import pandas as pd
 
 __all__ = ["main", "ExitStatus"]
 
@@ -538,14 +540,16 @@ def _cmd_serve(args) -> int:
 
 def _predictions(args) -> pd.DataFrame:
     from cputime.durations import parse_duration
-    from cputime.predictions import predict_jobs
-    from cputime.registry import resolve_model
 
     queue_max = parse_duration(args.queue_max, field="--queue-max") if args.queue_max else None
     if args.threads < 1:
         raise InputError(f"--threads: {args.threads} is not a thread count (use 1 or more)")
     if args.host_factor <= 0:
         raise InputError(f"--host-factor: {args.host_factor} must be positive")
+    # The model's libraries load only once the options are known to be good.
+    from cputime.predictions import predict_jobs
+    from cputime.registry import resolve_model
+
     loaded = resolve_model(args.model, tracking_uri=args.tracking_uri)
     return predict_jobs(
         loaded.model,

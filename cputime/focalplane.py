@@ -49,11 +49,14 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from cputime.errors import located
+
+if TYPE_CHECKING:  # only sensor_table() needs pandas; the command line's parsing does not
+    import pandas as pd
 
 __all__ = [
     "MM_PER_ARCMIN",
@@ -126,6 +129,8 @@ _Y_CENTER_MM = RAFT_PITCH_MM * (_DIGITS[:, 1] - 2) + SENSOR_PITCH_MM * (_DIGITS[
 
 @cache
 def _sensor_frame() -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "sensor": SENSOR_NAMES,
