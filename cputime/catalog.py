@@ -503,7 +503,10 @@ def _decode_line(raw: bytes) -> str | None:
 def _parse_chunk(data: bytes) -> _ParsedChunk:
     """Parse a newline-terminated chunk: vectorised for object lines, per line for the rest."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
+    # Every blank and newline in one pass: the newlines cut the lines, the blanks locate the
+    # fields of the object lines (other bytes <= 32 only occur in lines the check refuses).
+    blanks = np.flatnonzero(buf <= 32)
+    newlines = blanks[buf[blanks] == 10]
     n_lines = newlines.size
     starts = np.empty(n_lines + 1, dtype=np.int64)
     starts[0] = 0
@@ -527,7 +530,13 @@ def _parse_chunk(data: bytes) -> _ParsedChunk:
         lines = lines.filter(pa.array(is_object))
     else:
         whole = pa.array([data], pa.large_binary()).cast(pa.large_string(), safe=False)
-    ra, dec, magnorm, model_code, bad_object = _parse_object_lines(lines, whole)
+    ra, dec, magnorm, model_code = _NO_OBJECTS
+    bad_object = _check_object_lines(lines, whole)
+    if bad_object is None and object_line.size:
+        fields = _located_fields(data, blanks, starts[object_line])
+        if fields is None:  # blanks in runs: split every line instead
+            fields = _split_fields(lines)
+        ra, dec, magnorm, model_code, bad_object = _object_values(lines, *fields)
     result = _ParsedChunk(n_lines, ra, dec, magnorm, model_code, object_line, other_lines=[])
     if bad_object is not None:  # index among object lines -> line index in the chunk
         result.error = (int(object_line[bad_object[0]]), bad_object[1])
@@ -535,35 +544,75 @@ def _parse_chunk(data: bytes) -> _ParsedChunk:
     return result
 
 
-def _parse_object_lines(lines: pa.StringArray, whole: pa.Array | None):
-    """Vectorised parse of object lines -> (ra, dec, magnorm, model_code, error or None).
+#: 0-based fields of an object line that are read: ra, dec, magnorm and the spatial model.
+_READ_FIELDS = (2, 3, 4, 12)
+
+
+def _check_object_lines(lines: pa.StringArray, whole: pa.Array | None):
+    """(index, message) of the first invalid object line, or None when all are valid.
 
     ``whole`` is the same text as one string, when it holds nothing but object lines: one
     regular-expression run over it is faster than one per line.
     """
-    empty = np.empty(0)
-    no_objects = (empty, empty, empty, np.empty(0, dtype=np.int8))
     if len(lines) == 0:
-        return *no_objects, None
-    if whole is None or not pc.match_substring_regex(whole, _OBJECT_LINES_PATTERN)[0].as_py():
-        valid = pc.match_substring_regex(lines, _OBJECT_LINE_PATTERN)
-        if not pc.all(valid).as_py():
-            index = int(np.argmin(valid.to_numpy(zero_copy_only=False)))
-            return *no_objects, (index, _diagnose(lines.view(pa.binary())[index].as_py()))
-    fields = pc.ascii_split_whitespace(lines, max_splits=13)
-    numbers = [pc.cast(pc.list_element(fields, i), pa.float64()).to_numpy() for i in (2, 3, 4)]
+        return None
+    if whole is not None and pc.match_substring_regex(whole, _OBJECT_LINES_PATTERN)[0].as_py():
+        return None
+    valid = pc.match_substring_regex(lines, _OBJECT_LINE_PATTERN)
+    if pc.all(valid).as_py():
+        return None
+    index = int(np.argmin(valid.to_numpy(zero_copy_only=False)))
+    return index, _diagnose(lines.view(pa.binary())[index].as_py())
+
+
+def _located_fields(data: bytes, blanks: np.ndarray, line_starts: np.ndarray):
+    """The :data:`_READ_FIELDS` of valid object lines, found from the blanks' positions.
+
+    Works when the first fields of every line are separated by single blanks (as catalog
+    writers do); returns None otherwise. Each field is a string array sharing ``data``.
+    """
+    n = line_starts.size
+    # A valid line has at least 15 blanks before its newline: index the first 13 of each.
+    first = np.searchsorted(blanks, line_starts)
+    at = blanks[first[:, None] + np.arange(_READ_FIELDS[-1] + 1)]
+    if not (np.diff(at, axis=1) > 1).all():
+        return None
+    # Offsets (start, end) of every read field, line after line, increase: as one string
+    # array, the even elements are the fields and the odd ones the text between them.
+    bounds = np.empty((n, 2 * len(_READ_FIELDS)), dtype=np.int64)
+    for j, k in enumerate(_READ_FIELDS):
+        bounds[:, 2 * j] = at[:, k - 1] + 1
+        bounds[:, 2 * j + 1] = at[:, k]
+    texts = pa.StringArray.from_buffers(
+        bounds.size - 1, pa.py_buffer(bounds.astype(np.int32)), pa.py_buffer(data))
+    step = 2 * len(_READ_FIELDS)
+    return [texts.take(pa.array(np.arange(2 * j, bounds.size, step)))
+            for j in range(len(_READ_FIELDS))]
+
+
+def _split_fields(lines: pa.StringArray) -> list[pa.Array]:
+    """The :data:`_READ_FIELDS` of valid object lines, by splitting each line at its blanks."""
+    parts = pc.ascii_split_whitespace(lines, max_splits=_READ_FIELDS[-1] + 1)
+    return [pc.list_element(parts, k) for k in _READ_FIELDS]
+
+
+def _object_values(lines: pa.StringArray, ra, dec, magnorm, model):
+    """Numbers and model codes of valid object lines -> (ra, dec, magnorm, model_code, error)."""
+    numbers = [pc.cast(text, pa.float64()).to_numpy() for text in (ra, dec, magnorm)]
     finite = np.isfinite(numbers[0]) & np.isfinite(numbers[1]) & np.isfinite(numbers[2])
     if not finite.all():
         index = int(np.argmin(finite))
-        return *no_objects, (index, _diagnose(lines.view(pa.binary())[index].as_py()))
-    names = pc.ascii_lower(pc.list_element(fields, 12))
-    position = pc.index_in(names, value_set=pa.array(_MODEL_NAMES)).to_numpy(
+        return *_NO_OBJECTS, (index, _diagnose(lines.view(pa.binary())[index].as_py()))
+    position = pc.index_in(pc.ascii_lower(model), value_set=pa.array(_MODEL_NAMES)).to_numpy(
         zero_copy_only=False)
     # A null position is a name the regex accepted as a FITS image ("...fit...").
     known = ~np.isnan(position) if position.dtype.kind == "f" else np.ones(len(lines), bool)
     codes = np.full(len(lines), _IMAGE_CODE, dtype=np.int8)
     codes[known] = _MODEL_NAME_CODES[position[known].astype(np.intp)]
     return numbers[0], numbers[1], numbers[2], codes, None
+
+
+_NO_OBJECTS = (np.empty(0), np.empty(0), np.empty(0), np.empty(0, dtype=np.int8))
 
 
 def _diagnose(raw: bytes) -> str:

@@ -52,6 +52,10 @@ FEATURE_CODE_VERSION = "1"
 #: Radius around a sensor's edge within which bright stars are reported as "near" [arcmin].
 NEAR_RADIUS_ARCMIN = 90.0
 
+#: Objects deeper inside their sensor than their trim margin plus this [mm] cannot reach another
+#: sensor; far above rounding (1e-13 mm), far below a pixel (0.01 mm).
+_PROBE_SLACK_MM = 1e-6
+
 CONDITION_COLUMNS: tuple[str, ...] = (
     "filter",
     "vistime",
@@ -241,22 +245,31 @@ class _SensorAccumulator:
         xr, yr, mr, pr = x_mm[rest], y_mm[rest], magnorm[rest], is_point[rest]
         photons = source_photons(mr, exposure_s)
         margin = focalplane.trim_margin_pixels(mr) * focalplane.PIXEL_SIZE_MM
-        centre = np.where(front[rest], on[rest], -1)
-        seen = [centre]
+        centre = on[rest]
+        self._add_kept(centre, pr, photons)
+        # Only objects off silicon or within their margin of an edge can reach another sensor;
+        # the probes of the others land on their own sensor and count nothing, so they are
+        # skipped (the sums below see the same objects in the same order).
+        near = np.flatnonzero(
+            focalplane.depth_inside_sensor_mm(xr, yr, centre) <= margin + _PROBE_SLACK_MM
+        )
+        xr, yr, margin, pr, photons = xr[near], yr[near], margin[near], pr[near], photons[near]
+        seen = [centre[near]]
         for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
             probe = focalplane.sensor_index(xr + dx * margin, yr + dy * margin)
             for earlier in seen:
                 probe = np.where(probe == earlier, -1, probe)
             seen.append(probe)
-        for idx in seen:
-            ok = idx >= 0
-            self.n_trimmed += np.bincount(idx[ok], minlength=n)
-            self.faint_star_photons += np.bincount(
-                idx[ok & pr], weights=photons[ok & pr], minlength=n
-            )
-            self.galaxy_photons += np.bincount(
-                idx[ok & ~pr], weights=photons[ok & ~pr], minlength=n
-            )
+            self._add_kept(probe, pr, photons)
+
+    def _add_kept(self, idx: np.ndarray, is_point: np.ndarray, photons: np.ndarray) -> None:
+        """Count the sources that PhoSim's trim keeps for sensor ``idx`` (-1: none)."""
+        n = self.n_sensors
+        ok = idx >= 0
+        self.n_trimmed += np.bincount(idx[ok], minlength=n)
+        stars, galaxies = ok & is_point, ok & ~is_point
+        self.faint_star_photons += np.bincount(idx[stars], weights=photons[stars], minlength=n)
+        self.galaxy_photons += np.bincount(idx[galaxies], weights=photons[galaxies], minlength=n)
 
     def finish(self, sensors: Sequence[str], exposure_s: float) -> dict[str, np.ndarray]:
         """Per-sensor catalog columns for the requested sensors."""
