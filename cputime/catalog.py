@@ -115,7 +115,7 @@ _OBJECT_LINES_PATTERN = f"\\A(?:{_OBJECT_LINE})*\\z"  # a whole chunk of object 
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _READ_BYTES = 1 << 20
-DEFAULT_CHUNK_BYTES = 32 << 20
+DEFAULT_CHUNK_BYTES = 8 << 20
 _PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 # ----------------------------------------------------------------------------------------------
@@ -529,7 +529,10 @@ def _parse_chunk(data: bytes) -> _ParsedChunk:
     if object_line.size < n_lines:
         lines = lines.filter(pa.array(is_object))
     else:
-        whole = pa.array([data], pa.large_binary()).cast(pa.large_string(), safe=False)
+        # Built from buffers: pa.array([memoryview]) would keep the chunk alive for good
+        # (pyarrow 26 leaks a reference to a memoryview it converts), and copy it.
+        whole = pa.LargeStringArray.from_buffers(
+            1, pa.py_buffer(np.array([0, len(buf)], dtype=np.int64)), pa.py_buffer(data))
     ra, dec, magnorm, model_code = _NO_OBJECTS
     bad_object = _check_object_lines(lines, whole)
     if bad_object is None and object_line.size:
@@ -776,7 +779,7 @@ def iter_object_chunks(path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CH
     ----------
     path : str or path-like
         Catalog file, plain text or gzip-compressed (told apart by content).
-    chunk_bytes : int, default=32 MiB
+    chunk_bytes : int, default=8 MiB
         Uncompressed text per chunk [bytes]; each yielded chunk holds the objects of about
         this much text (fewer around ``includeobj`` lines).
     allow_outside : bool, default=False
