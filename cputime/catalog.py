@@ -569,10 +569,12 @@ def _check_object_lines(lines: pa.StringArray, whole: pa.Array | None):
 
 
 def _located_fields(data: bytes, blanks: np.ndarray, line_starts: np.ndarray):
-    """The :data:`_READ_FIELDS` of valid object lines, found from the blanks' positions.
+    """Numbers and model names of valid object lines, found from the blanks' positions.
 
     Works when the first fields of every line are separated by single blanks (as catalog
-    writers do); returns None otherwise. Each field is a string array sharing ``data``.
+    writers do); returns None otherwise. Returns ``(numbers, model)``: ra, dec and magnorm as
+    an ``(n, 3)`` float array, and the spatial-model position in :data:`_MODEL_NAMES` (NaN
+    when not there).
     """
     n = line_starts.size
     # A valid line has at least 15 blanks before its newline: index the first 13 of each.
@@ -580,39 +582,54 @@ def _located_fields(data: bytes, blanks: np.ndarray, line_starts: np.ndarray):
     at = blanks[first[:, None] + np.arange(_READ_FIELDS[-1] + 1)]
     if not (np.diff(at, axis=1) > 1).all():
         return None
-    # Offsets (start, end) of every read field, line after line, increase: as one string
-    # array, the even elements are the fields and the odd ones the text between them.
-    bounds = np.empty((n, 2 * len(_READ_FIELDS)), dtype=np.int64)
-    for j, k in enumerate(_READ_FIELDS):
-        bounds[:, 2 * j] = at[:, k - 1] + 1
-        bounds[:, 2 * j + 1] = at[:, k]
-    texts = pa.StringArray.from_buffers(
-        bounds.size - 1, pa.py_buffer(bounds.astype(np.int32)), pa.py_buffer(data))
-    step = 2 * len(_READ_FIELDS)
-    return [texts.take(pa.array(np.arange(2 * j, bounds.size, step)))
-            for j in range(len(_READ_FIELDS))]
+    # [start, end) of the read fields, line after line, as the offsets of one string array
+    # over the chunk: the even elements are the fields, the odd ones the text between them.
+    read = np.array(_READ_FIELDS)
+    offsets = np.empty(2 * read.size * n + 1, dtype=np.int32)
+    per_line = offsets[:-1].reshape(n, 2 * read.size)
+    per_line[:, 0::2] = at[:, read - 1] + 1
+    per_line[:, 1::2] = at[:, read]
+    offsets[-1] = offsets[-2]
+    # The numbers are parsed in place: a validity bitmap (one byte per line of 8 elements)
+    # leaves everything but them null, and the cast skips nulls.
+    numbers = pa.StringArray.from_buffers(
+        offsets.size - 1, pa.py_buffer(offsets), pa.py_buffer(data),
+        pa.py_buffer(np.full(n, 0b00010101, dtype=np.uint8)))
+    values = pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False).reshape(n, -1)
+    # The names are copied out first: Arrow's case-folding kernels misread string arrays whose
+    # values do not tile their data buffer.
+    all_fields = pa.StringArray.from_buffers(
+        offsets.size - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    names = all_fields.take(pa.array(np.arange(6, offsets.size - 1, 2 * read.size)))
+    return values[:, 0:6:2], _model_positions(names)
 
 
-def _split_fields(lines: pa.StringArray) -> list[pa.Array]:
-    """The :data:`_READ_FIELDS` of valid object lines, by splitting each line at its blanks."""
+def _split_fields(lines: pa.StringArray):
+    """As :func:`_located_fields`, by splitting each line at its blanks (any spacing)."""
     parts = pc.ascii_split_whitespace(lines, max_splits=_READ_FIELDS[-1] + 1)
-    return [pc.list_element(parts, k) for k in _READ_FIELDS]
+    numbers = np.column_stack([pc.cast(pc.list_element(parts, k), pa.float64()).to_numpy()
+                               for k in _READ_FIELDS[:3]])
+    return numbers, _model_positions(pc.list_element(parts, _READ_FIELDS[3]))
 
 
-def _object_values(lines: pa.StringArray, ra, dec, magnorm, model):
-    """Numbers and model codes of valid object lines -> (ra, dec, magnorm, model_code, error)."""
-    numbers = [pc.cast(text, pa.float64()).to_numpy() for text in (ra, dec, magnorm)]
-    finite = np.isfinite(numbers[0]) & np.isfinite(numbers[1]) & np.isfinite(numbers[2])
+def _model_positions(names: pa.Array) -> np.ndarray:
+    """Position of each spatial-model name in :data:`_MODEL_NAMES`, any case; NaN if absent."""
+    position = pc.index_in(pc.ascii_lower(names), value_set=pa.array(_MODEL_NAMES))
+    return position.to_numpy(zero_copy_only=False).astype(float)
+
+
+def _object_values(lines: pa.StringArray, numbers: np.ndarray, position: np.ndarray):
+    """Checked numbers and model codes -> (ra, dec, magnorm, model_code, error or None)."""
+    finite = np.isfinite(numbers).all(axis=1)
     if not finite.all():
         index = int(np.argmin(finite))
         return *_NO_OBJECTS, (index, _diagnose(lines.view(pa.binary())[index].as_py()))
-    position = pc.index_in(pc.ascii_lower(model), value_set=pa.array(_MODEL_NAMES)).to_numpy(
-        zero_copy_only=False)
-    # A null position is a name the regex accepted as a FITS image ("...fit...").
-    known = ~np.isnan(position) if position.dtype.kind == "f" else np.ones(len(lines), bool)
+    # A NaN position is a name the regex accepted as a FITS image ("...fit...").
+    known = ~np.isnan(position)
     codes = np.full(len(lines), _IMAGE_CODE, dtype=np.int8)
     codes[known] = _MODEL_NAME_CODES[position[known].astype(np.intp)]
-    return numbers[0], numbers[1], numbers[2], codes, None
+    ra, dec, magnorm = (np.ascontiguousarray(numbers[:, j]) for j in range(3))
+    return ra, dec, magnorm, codes, None
 
 
 _NO_OBJECTS = (np.empty(0), np.empty(0), np.empty(0), np.empty(0, dtype=np.int8))
