@@ -420,30 +420,32 @@ def visit_features(
     """
     from cputime.catalog import canonical_keyword
 
-    renamed = {}
-    for column in visits.columns:
-        canonical = canonical_keyword(str(column))
-        if canonical is not None and canonical not in renamed.values():
-            renamed[column] = canonical
-    table = visits.rename(columns=renamed)
+    # Each keyword's column, by its canonical name (the first column that gives it).
+    columns: dict[str, pd.Series] = {}
+    for position, name in enumerate(visits.columns):
+        canonical = canonical_keyword(str(name))
+        if canonical is not None and canonical not in columns:
+            columns[canonical] = visits.iloc[:, position]
     for required in ("obshistid", "filter"):
-        if required not in table.columns:
+        if required not in columns:
             raise InputError(
                 f"{source}: missing column '{required}' (a visit table needs header-keyword "
                 "columns such as obshistid, filter, altitude, moonalt, moonphase, dist2moon, "
                 "sunalt)"
             )
-    values = _visit_values(table, source)
+    values = _visit_values(columns, len(visits), source)
     conditions = _conditions(values, commands, lambda row: f"{source}:{row + 2}")
     names = list(sensors or [""])
     per_visit = len(names)
+    # Columns in their final order: naming them again in the constructor would cost a reindex,
+    # which the one-visit requests of the service feel.
     data = {
         "obshistid": np.repeat(values["obshistid"].astype(np.int64), per_visit),
-        "sensor": np.tile(np.array(names, dtype=object), len(table)),
-        **{name: np.repeat(column, per_visit) for name, column in conditions.items()},
-        **{name: np.full(len(table) * per_visit, np.nan) for name in CATALOG_COLUMNS},
+        "sensor": np.tile(np.array(names, dtype=object), len(visits)),
+        **{name: np.repeat(conditions[name], per_visit) for name in CONDITION_COLUMNS},
+        **{name: np.full(len(visits) * per_visit, np.nan) for name in CATALOG_COLUMNS},
     }
-    return pd.DataFrame(data, columns=["obshistid", "sensor", *CONDITION_COLUMNS, *CATALOG_COLUMNS])
+    return pd.DataFrame(data, copy=False)
 
 
 _VISIT_KEYS = (
@@ -453,16 +455,17 @@ _VISIT_KEYS = (
 _INTEGER_KEYS = ("obshistid", "filter", "nsnap")
 
 
-def _visit_values(table: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
-    """Each keyword of :data:`_VISIT_KEYS` as floats (NaN: not given), defaults filled in.
+def _visit_values(
+    columns: Mapping[str, pd.Series], n: int, source: str
+) -> dict[str, np.ndarray]:
+    """Each keyword of :data:`_VISIT_KEYS` as ``n`` floats (NaN: not given), defaults filled in.
 
     Raises the error of the first bad row (table line ``row + 2``), for the first bad field of
     that row in :data:`_VISIT_KEYS` order.
     """
     values, errors = {}, []  # errors: (row, order within the row, message)
     for order, key in enumerate(_VISIT_KEYS):
-        column = table[key] if key in table.columns else None
-        values[key], error = _column_numbers(column, key, len(table))
+        values[key], error = _column_numbers(columns.get(key), key, n)
         if error is not None:
             errors.append((error[0], order, error[1]))
     for key, default in VISIT_DEFAULTS.items():
@@ -474,7 +477,7 @@ def _visit_values(table: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
     if bad_filter.size:
         row = int(bad_filter[0])
         errors.append((row, len(_VISIT_KEYS), (
-            f"filter: {_cell(table['filter'], row)!r} is not 0..5 (u g r i z y)")))
+            f"filter: {_cell(columns['filter'], row)!r} is not 0..5 (u g r i z y)")))
     if errors:
         row, _, message = min(errors)
         raise InputError(f"{source}:{row + 2}: {message}")
