@@ -15,6 +15,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ["sky_accuracy.py"],
+    ["bench_startup.py"],
     ["bench_catalog.py", "--repeats", "3"],
     ["bench_ingest_retrain.py"],
     ["bench_service.py"],

@@ -8,14 +8,24 @@ The public API mirrors the command line:
 - :func:`load_model` — the shipped model, a model folder or ``models:/NAME@ALIAS``;
 - :func:`predict_jobs` — predictions with walltimes and checkpoint plans;
 - :func:`plan_walltime` — the walltime policy alone.
+
+The names are imported on first use (PEP 562), so that ``import cputime`` and the command line's
+``--help`` do not pay for pandas, scikit-learn and XGBoost.
 """
 
-from cputime.catalog import read_catalog, read_header
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from cputime.errors import InputError
-from cputime.features import catalog_features, visit_features
-from cputime.model import CPUTimeModel
-from cputime.policy import plan_walltime
-from cputime.predictions import predict_jobs
+
+if TYPE_CHECKING:
+    from cputime.catalog import read_catalog, read_header
+    from cputime.features import catalog_features, visit_features
+    from cputime.model import CPUTimeModel
+    from cputime.policy import plan_walltime
+    from cputime.predictions import predict_jobs
 
 __version__ = "0.1.0"
 
@@ -30,6 +40,30 @@ __all__ = [
     "read_header",
     "visit_features",
 ]
+
+#: Public name -> module that defines it, imported when the name is first used.
+_LAZY = {
+    "read_catalog": "cputime.catalog",
+    "read_header": "cputime.catalog",
+    "catalog_features": "cputime.features",
+    "visit_features": "cputime.features",
+    "CPUTimeModel": "cputime.model",
+    "plan_walltime": "cputime.policy",
+    "predict_jobs": "cputime.predictions",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cputime' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def load_model(spec: str | None = None, *, tracking_uri: str | None = None) -> CPUTimeModel:

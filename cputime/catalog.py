@@ -118,7 +118,7 @@ _OBJECT_LINES_PATTERN = f"\\A(?:{_OBJECT_LINE})*\\z"  # a whole chunk of object 
 _GZIP_MAGIC = b"\x1f\x8b"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _READ_BYTES = 1 << 20
-DEFAULT_CHUNK_BYTES = 32 << 20
+DEFAULT_CHUNK_BYTES = 8 << 20
 _PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))
 #: Deepest chain of ``includeobj`` files followed (PhoSim's own catalogs nest one level).
 MAX_INCLUDE_DEPTH = 16
@@ -530,7 +530,10 @@ def _decode_line(raw: bytes) -> str | None:
 def _parse_chunk(data: bytes) -> _ParsedChunk:
     """Parse a newline-terminated chunk: vectorised for object lines, per line for the rest."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
+    # Every blank and newline in one pass: the newlines cut the lines, the blanks locate the
+    # fields of the object lines (other bytes <= 32 only occur in lines the check refuses).
+    blanks = np.flatnonzero(buf <= 32)
+    newlines = blanks[buf[blanks] == 10]
     n_lines = newlines.size
     starts = np.empty(n_lines + 1, dtype=np.int64)
     starts[0] = 0
@@ -553,8 +556,17 @@ def _parse_chunk(data: bytes) -> _ParsedChunk:
     if object_line.size < n_lines:
         lines = lines.filter(pa.array(is_object))
     else:
-        whole = pa.array([data], pa.large_binary()).cast(pa.large_string(), safe=False)
-    ra, dec, magnorm, model_code, bad_object = _parse_object_lines(lines, whole)
+        # Built from buffers: pa.array([memoryview]) would keep the chunk alive for good
+        # (pyarrow 26 leaks a reference to a memoryview it converts), and copy it.
+        whole = pa.LargeStringArray.from_buffers(
+            1, pa.py_buffer(np.array([0, len(buf)], dtype=np.int64)), pa.py_buffer(data))
+    ra, dec, magnorm, model_code = _NO_OBJECTS
+    bad_object = _check_object_lines(lines, whole)
+    if bad_object is None and object_line.size:
+        fields = _located_fields(data, blanks, starts[object_line])
+        if fields is None:  # blanks in runs: split every line instead
+            fields = _split_fields(lines)
+        ra, dec, magnorm, model_code, bad_object = _object_values(lines, *fields)
     result = _ParsedChunk(n_lines, ra, dec, magnorm, model_code, object_line, other_lines=[])
     if bad_object is not None:  # index among object lines -> line index in the chunk
         result.error = (int(object_line[bad_object[0]]), bad_object[1])
@@ -562,35 +574,92 @@ def _parse_chunk(data: bytes) -> _ParsedChunk:
     return result
 
 
-def _parse_object_lines(lines: pa.StringArray, whole: pa.Array | None):
-    """Vectorised parse of object lines -> (ra, dec, magnorm, model_code, error or None).
+#: 0-based fields of an object line that are read: ra, dec, magnorm and the spatial model.
+_READ_FIELDS = (2, 3, 4, 12)
+
+
+def _check_object_lines(lines: pa.StringArray, whole: pa.Array | None):
+    """(index, message) of the first invalid object line, or None when all are valid.
 
     ``whole`` is the same text as one string, when it holds nothing but object lines: one
     regular-expression run over it is faster than one per line.
     """
-    empty = np.empty(0)
-    no_objects = (empty, empty, empty, np.empty(0, dtype=np.int8))
     if len(lines) == 0:
-        return *no_objects, None
-    if whole is None or not pc.match_substring_regex(whole, _OBJECT_LINES_PATTERN)[0].as_py():
-        valid = pc.match_substring_regex(lines, _OBJECT_LINE_PATTERN)
-        if not pc.all(valid).as_py():
-            index = int(np.argmin(valid.to_numpy(zero_copy_only=False)))
-            return *no_objects, (index, _diagnose(lines.view(pa.binary())[index].as_py()))
-    fields = pc.ascii_split_whitespace(lines, max_splits=13)
-    numbers = [pc.cast(pc.list_element(fields, i), pa.float64()).to_numpy() for i in (2, 3, 4)]
-    finite = np.isfinite(numbers[0]) & np.isfinite(numbers[1]) & np.isfinite(numbers[2])
+        return None
+    if whole is not None and pc.match_substring_regex(whole, _OBJECT_LINES_PATTERN)[0].as_py():
+        return None
+    valid = pc.match_substring_regex(lines, _OBJECT_LINE_PATTERN)
+    if pc.all(valid).as_py():
+        return None
+    index = int(np.argmin(valid.to_numpy(zero_copy_only=False)))
+    return index, _diagnose(lines.view(pa.binary())[index].as_py())
+
+
+def _located_fields(data: bytes, blanks: np.ndarray, line_starts: np.ndarray):
+    """Numbers and model names of valid object lines, found from the blanks' positions.
+
+    Works when the first fields of every line are separated by single blanks (as catalog
+    writers do); returns None otherwise. Returns ``(numbers, model)``: ra, dec and magnorm as
+    an ``(n, 3)`` float array, and the spatial-model position in :data:`_MODEL_NAMES` (NaN
+    when not there).
+    """
+    n = line_starts.size
+    # A valid line has at least 15 blanks before its newline: index the first 13 of each.
+    first = np.searchsorted(blanks, line_starts)
+    at = blanks[first[:, None] + np.arange(_READ_FIELDS[-1] + 1)]
+    if not (np.diff(at, axis=1) > 1).all():
+        return None
+    # [start, end) of the read fields, line after line, as the offsets of one string array
+    # over the chunk: the even elements are the fields, the odd ones the text between them.
+    read = np.array(_READ_FIELDS)
+    offsets = np.empty(2 * read.size * n + 1, dtype=np.int32)
+    per_line = offsets[:-1].reshape(n, 2 * read.size)
+    per_line[:, 0::2] = at[:, read - 1] + 1
+    per_line[:, 1::2] = at[:, read]
+    offsets[-1] = offsets[-2]
+    # The numbers are parsed in place: a validity bitmap (one byte per line of 8 elements)
+    # leaves everything but them null, and the cast skips nulls.
+    numbers = pa.StringArray.from_buffers(
+        offsets.size - 1, pa.py_buffer(offsets), pa.py_buffer(data),
+        pa.py_buffer(np.full(n, 0b00010101, dtype=np.uint8)))
+    values = pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False).reshape(n, -1)
+    # The names are copied out first: Arrow's case-folding kernels misread string arrays whose
+    # values do not tile their data buffer.
+    all_fields = pa.StringArray.from_buffers(
+        offsets.size - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    names = all_fields.take(pa.array(np.arange(6, offsets.size - 1, 2 * read.size)))
+    return values[:, 0:6:2], _model_positions(names)
+
+
+def _split_fields(lines: pa.StringArray):
+    """As :func:`_located_fields`, by splitting each line at its blanks (any spacing)."""
+    parts = pc.ascii_split_whitespace(lines, max_splits=_READ_FIELDS[-1] + 1)
+    numbers = np.column_stack([pc.cast(pc.list_element(parts, k), pa.float64()).to_numpy()
+                               for k in _READ_FIELDS[:3]])
+    return numbers, _model_positions(pc.list_element(parts, _READ_FIELDS[3]))
+
+
+def _model_positions(names: pa.Array) -> np.ndarray:
+    """Position of each spatial-model name in :data:`_MODEL_NAMES`, any case; NaN if absent."""
+    position = pc.index_in(pc.ascii_lower(names), value_set=pa.array(_MODEL_NAMES))
+    return position.to_numpy(zero_copy_only=False).astype(float)
+
+
+def _object_values(lines: pa.StringArray, numbers: np.ndarray, position: np.ndarray):
+    """Checked numbers and model codes -> (ra, dec, magnorm, model_code, error or None)."""
+    finite = np.isfinite(numbers).all(axis=1)
     if not finite.all():
         index = int(np.argmin(finite))
-        return *no_objects, (index, _diagnose(lines.view(pa.binary())[index].as_py()))
-    names = pc.ascii_lower(pc.list_element(fields, 12))
-    position = pc.index_in(names, value_set=pa.array(_MODEL_NAMES)).to_numpy(
-        zero_copy_only=False)
-    # A null position is a name the regex accepted as a FITS image ("...fit...").
-    known = ~np.isnan(position) if position.dtype.kind == "f" else np.ones(len(lines), bool)
+        return *_NO_OBJECTS, (index, _diagnose(lines.view(pa.binary())[index].as_py()))
+    # A NaN position is a name the regex accepted as a FITS image ("...fit...").
+    known = ~np.isnan(position)
     codes = np.full(len(lines), _IMAGE_CODE, dtype=np.int8)
     codes[known] = _MODEL_NAME_CODES[position[known].astype(np.intp)]
-    return numbers[0], numbers[1], numbers[2], codes, None
+    ra, dec, magnorm = (np.ascontiguousarray(numbers[:, j]) for j in range(3))
+    return ra, dec, magnorm, codes, None
+
+
+_NO_OBJECTS = (np.empty(0), np.empty(0), np.empty(0), np.empty(0, dtype=np.int8))
 
 
 def _diagnose(raw: bytes) -> str:
@@ -798,7 +867,7 @@ def iter_object_chunks(path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CH
     ----------
     path : str or path-like
         Catalog file, plain text or gzip-compressed (told apart by content).
-    chunk_bytes : int, default=32 MiB
+    chunk_bytes : int, default=8 MiB
         Uncompressed text per chunk [bytes]; each yielded chunk holds the objects of about
         this much text (fewer around ``includeobj`` lines).
     allow_outside : bool, default=False

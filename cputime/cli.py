@@ -15,11 +15,13 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from cputime.errors import InputError
 from cputime.workflow import SLURM_FORMATS
+
+if TYPE_CHECKING:  # pandas is imported by the commands that need it, not for --help
+    import pandas as pd
 
 __all__ = ["main", "ExitStatus"]
 
@@ -682,6 +684,8 @@ def _features(args) -> pd.DataFrame:
 
 def _selected_visit_features(args, commands) -> pd.DataFrame:
     """Features of the visits ``--where``/``--visits`` select from visit tables or OpSim."""
+    import pandas as pd
+
     from cputime.features import is_visit_table, read_visit_table, visit_features
     from cputime.opsim import parse_visit_ids
 
@@ -750,6 +754,8 @@ def _cmd_plan(args) -> int:
 
 def _visit_nights(args) -> pd.Series | None:
     """OpSim night of each visit in the visit-table inputs that have one, by obshistid."""
+    import pandas as pd
+
     from cputime.features import is_visit_table, read_visit_table
     from cputime.opsim import parse_visit_ids
 
@@ -1060,6 +1066,8 @@ def _terminal_table(table: pd.DataFrame) -> str:
 
 def _with_filter_letters(table: pd.DataFrame) -> pd.DataFrame:
     """``filter`` as its letter (u g r i z y) rather than PhoSim's number."""
+    import pandas as pd
+
     from cputime.opsim import FILTER_LETTERS
 
     if "filter" not in table.columns or not pd.api.types.is_numeric_dtype(table["filter"]):

@@ -16,12 +16,13 @@ model sees the same names whichever way the features were made.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from cputime import focalplane
 from cputime.catalog import CatalogHeader, iter_object_chunks, read_header
@@ -41,7 +42,7 @@ from cputime.photons import (
     source_photons,
 )
 from cputime.sky import airmass_ks91, sky_mag_per_arcsec2
-from cputime.validation import check_magnorm, check_visit
+from cputime.validation import RANGES, READOUT_SECONDS, check_magnorm, check_visit
 
 __all__ = [
     "CONDITION_COLUMNS",
@@ -57,6 +58,10 @@ FEATURE_CODE_VERSION = "2"
 
 #: Radius around a sensor's edge within which bright stars are reported as "near" [arcmin].
 NEAR_RADIUS_ARCMIN = 90.0
+
+#: Objects deeper inside their sensor than their trim margin plus this [mm] cannot reach another
+#: sensor; far above rounding (1e-13 mm), far below a pixel (0.01 mm).
+_PROBE_SLACK_MM = 1e-6
 
 CONDITION_COLUMNS: tuple[str, ...] = (
     "filter",
@@ -109,42 +114,85 @@ FEATURE_COLUMNS: tuple[str, ...] = CONDITION_COLUMNS + CATALOG_COLUMNS
 
 
 def _conditions(
-    values: dict[str, float | None], commands: PhosimCommands | None, where: str
-) -> dict[str, float]:
-    """Condition features of one visit from canonical header values.
+    values: Mapping[str, np.ndarray],
+    commands: PhosimCommands | None,
+    where: Callable[[int], str],
+) -> dict[str, np.ndarray]:
+    """Condition features of visits from canonical header values, all visits at once.
 
-    ``where`` (file, or file:line of a table row) prefixes the error raised when a keyword the
-    sky brightness needs is missing: without it the sky's cost, most of a job's CPU, is unknown.
+    ``values`` maps each keyword of :data:`_VISIT_KEYS` to one float per visit, NaN where the
+    visit does not give it. ``where(i)`` (file, or file:line of a table row) prefixes the error
+    raised when visit ``i`` lacks a keyword the sky brightness needs: without it the sky's cost,
+    most of a job's CPU, is unknown.
     """
     cmd = commands.overrides() if commands is not None else {}
-    check_visit(values, where)
-    vistime = float(cmd.get("vistime", values["vistime"]))
-    nsnap = int(cmd.get("nsnap", values.get("nsnap") or 1))
-    check_visit({"vistime": vistime, "nsnap": nsnap}, where)  # the commands may change either
-    altitude = values.get("altitude")
-    airmass = values.get("airmass")
-    if airmass is None and altitude is not None:
-        airmass = float(airmass_ks91(altitude))
-    if altitude is None and airmass is not None:
-        altitude = float(np.degrees(np.arcsin(min(1.0, 1.0 / airmass))))
-    exposure = float(open_shutter_seconds(vistime, nsnap))
-    sky = _sky_mag(values, altitude, airmass, cmd, where)
+    n = len(values["filter"])
+    _check_visits(values, where)
+    vistime = np.full(n, float(cmd["vistime"])) if "vistime" in cmd else values["vistime"]
+    if "nsnap" in cmd:
+        nsnap = np.full(n, int(cmd["nsnap"]), dtype=np.int64)
+    else:  # an absent (or zero) snap count is one snap
+        given = values["nsnap"]
+        nsnap = np.where(np.isnan(given) | (given == 0), 1, given).astype(np.int64)
+    # The commands may change either.
+    _check_visits({"vistime": vistime, "nsnap": nsnap.astype(float)}, where)
+    altitude, airmass = values["altitude"], values["airmass"]
+    airmass = np.where(np.isnan(airmass), airmass_ks91(altitude), airmass)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        from_airmass = np.degrees(np.arcsin(np.minimum(1.0, 1.0 / airmass)))
+    altitude = np.where(np.isnan(altitude), from_airmass, altitude)
+    exposure = open_shutter_seconds(vistime, nsnap)
+    filters = values["filter"].astype(np.int64)
+    sky = _sky_mag(filters, {**values, "altitude": altitude}, airmass, cmd, where)
     return {
-        "filter": int(values["filter"]),
-        "vistime": vistime,
+        "filter": filters,
+        "vistime": vistime.astype(float),
         "nsnap": nsnap,
         "exposure_seconds": exposure,
-        "airmass": _nan_if_none(airmass),
-        "altitude": _nan_if_none(altitude),
-        "moonalt": _nan_if_none(values.get("moonalt")),
-        "moonphase": _nan_if_none(values.get("moonphase")),
-        "dist2moon": _nan_if_none(values.get("dist2moon")),
-        "sunalt": _nan_if_none(values.get("sunalt")),
-        "seeing": _nan_if_none(values.get("seeing")),
+        "airmass": airmass,
+        "altitude": altitude,
+        "moonalt": values["moonalt"],
+        "moonphase": values["moonphase"],
+        "dist2moon": values["dist2moon"],
+        "sunalt": values["sunalt"],
+        "seeing": values["seeing"],
         "sky_mag_per_arcsec2": sky,
-        "sky_photons": float(sky_photons_per_sensor(sky, exposure)),
-        "straylight_cut_mag": _straylight_cut_mag(cmd),
+        "sky_photons": sky_photons_per_sensor(sky, exposure),
+        "straylight_cut_mag": np.full(n, _straylight_cut_mag(cmd)),
     }
+
+
+def _check_visits(values: Mapping[str, np.ndarray], where: Callable[[int], str]) -> None:
+    """:func:`check_visit` on every visit (NaN: absent), without a loop over the visits.
+
+    A vectorised screen of :data:`RANGES` finds the first visit with a value out of range, and
+    :func:`check_visit` on that visit alone raises with its usual message.
+    """
+    n = len(next(iter(values.values())))
+    suspect = np.zeros(n, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for name, column in values.items():
+            allowed = RANGES.get(name)
+            if allowed is None:
+                continue
+            ok = np.isfinite(column)
+            if allowed.integer:
+                ok &= column == np.trunc(column)
+            if allowed.low is not None:
+                ok &= (column > allowed.low) if allowed.low_open else (column >= allowed.low)
+            if allowed.high is not None:
+                ok &= column <= allowed.high
+            suspect |= ~np.isnan(column) & ~ok
+        if "vistime" in values and "nsnap" in values:
+            suspect |= values["vistime"] <= (values["nsnap"] - 1) * READOUT_SECONDS
+    for row in np.flatnonzero(suspect)[:1]:
+        visit = {
+            name: None if np.isnan(column[row])
+            else int(column[row]) if name in RANGES and RANGES[name].integer
+            else float(column[row])
+            for name, column in values.items()
+        }
+        check_visit(visit, where(int(row)))
 
 
 def _straylight_cut_mag(overrides: dict) -> float:
@@ -165,36 +213,38 @@ DEFAULT_ZENITH_V = 22.08
 SKY_KEYWORDS = ("altitude", "moonalt", "moonphase", "dist2moon", "sunalt")
 
 
-def _sky_mag(values: dict, altitude, airmass, overrides: dict, where: str) -> float:
+def _sky_mag(
+    filters: np.ndarray,
+    values: Mapping[str, np.ndarray],
+    airmass: np.ndarray,
+    overrides: dict,
+    where: Callable[[int], str],
+) -> np.ndarray:
+    """Sky brightness of each visit [mag/arcsec^2]; ``inf`` when the commands turn it off."""
     zenith_v = overrides.get("zenith_v")
     if zenith_v is not None and zenith_v >= 100:
-        return float("inf")
-    given = {**values, "altitude": altitude}
-    missing = [k for k in SKY_KEYWORDS if given.get(k) is None]
-    if missing:
+        return np.full(filters.size, np.inf)
+    missing = np.column_stack([np.isnan(values[k]) for k in SKY_KEYWORDS])
+    if missing.any():
+        row = int(np.flatnonzero(missing.any(axis=1))[0])
+        names = [k for k, absent in zip(SKY_KEYWORDS, missing[row], strict=True) if absent]
         raise InputError(
-            f"{where}: missing {', '.join(missing)}: the sky brightness, most of a job's CPU, "
-            "needs altitude (or airmass), moonalt, moonphase, dist2moon and sunalt "
+            f"{where(row)}: missing {', '.join(names)}: the sky brightness, most of a job's "
+            "CPU, needs altitude (or airmass), moonalt, moonphase, dist2moon and sunalt "
             "(or a commands file with zenith_v 1000 for no sky)"
         )
-    sky = float(
-        sky_mag_per_arcsec2(
-            int(values["filter"]),
-            altitude,
-            values["moonalt"],
-            values["moonphase"],
-            values["dist2moon"],
-            values["sunalt"],
-            airmass=airmass,
-        )
+    sky = sky_mag_per_arcsec2(
+        filters,
+        values["altitude"],
+        values["moonalt"],
+        values["moonphase"],
+        values["dist2moon"],
+        values["sunalt"],
+        airmass=airmass,
     )
     if zenith_v is not None:
-        sky += zenith_v - DEFAULT_ZENITH_V
+        sky = sky + (zenith_v - DEFAULT_ZENITH_V)
     return sky
-
-
-def _nan_if_none(value) -> float:
-    return float("nan") if value is None else float(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,27 +301,39 @@ class _SensorAccumulator:
         photons = source_photons(mr, exposure_s)
         types = _photon_type_index(mr)
         margin = focalplane.trim_margin_pixels(mr) * focalplane.PIXEL_SIZE_MM
-        centre = np.where(front[rest], on[rest], -1)
-        seen = [centre]
+        centre = on[rest]
+        self._add_kept(centre, pr, photons, types)
+        # Only objects off silicon or within their margin of an edge can reach another sensor;
+        # the probes of the others land on their own sensor and count nothing, so they are
+        # skipped (the sums below see the same objects in the same order).
+        near = np.flatnonzero(
+            focalplane.depth_inside_sensor_mm(xr, yr, centre) <= margin + _PROBE_SLACK_MM
+        )
+        xr, yr, margin, pr, photons = xr[near], yr[near], margin[near], pr[near], photons[near]
+        types = types[near]
+        seen = [centre[near]]
         for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
             probe = focalplane.sensor_index(xr + dx * margin, yr + dy * margin)
             for earlier in seen:
                 probe = np.where(probe == earlier, -1, probe)
             seen.append(probe)
-        for idx in seen:
-            ok = idx >= 0
-            self.n_trimmed += np.bincount(idx[ok], minlength=n)
-            self.faint_star_photons += np.bincount(
-                idx[ok & pr], weights=photons[ok & pr], minlength=n
-            )
-            self.galaxy_photons += np.bincount(
-                idx[ok & ~pr], weights=photons[ok & ~pr], minlength=n
-            )
-            self.type_photons += np.bincount(
-                idx[ok] * _N_PHOTON_TYPES + types[ok],
-                weights=photons[ok],
-                minlength=n * _N_PHOTON_TYPES,
-            )
+            self._add_kept(probe, pr, photons, types)
+
+    def _add_kept(
+        self, idx: np.ndarray, is_point: np.ndarray, photons: np.ndarray, types: np.ndarray
+    ) -> None:
+        """Count the sources that PhoSim's trim keeps for sensor ``idx`` (-1: none)."""
+        n = self.n_sensors
+        ok = idx >= 0
+        self.n_trimmed += np.bincount(idx[ok], minlength=n)
+        stars, galaxies = ok & is_point, ok & ~is_point
+        self.faint_star_photons += np.bincount(idx[stars], weights=photons[stars], minlength=n)
+        self.galaxy_photons += np.bincount(idx[galaxies], weights=photons[galaxies], minlength=n)
+        self.type_photons += np.bincount(
+            idx[ok] * _N_PHOTON_TYPES + types[ok],
+            weights=photons[ok],
+            minlength=n * _N_PHOTON_TYPES,
+        )
 
     def finish(self, sensors: Sequence[str], exposure_s: float) -> dict[str, np.ndarray]:
         """Per-sensor catalog columns for the requested sensors."""
@@ -335,13 +397,10 @@ def _photon_type_index(magnorm: np.ndarray) -> np.ndarray:
     return source_type_of_magnitude(magnorm) - SOURCE_TYPES_WITH_PHOTON_COLUMNS[0]
 
 
-def header_values(header: CatalogHeader) -> dict[str, float | None]:
-    """The header keywords the conditions need, as a plain dict of canonical names."""
-    names = (
-        "obshistid", "filter", "vistime", "nsnap", "airmass", "altitude", "moonalt",
-        "moonphase", "dist2moon", "sunalt", "seeing",
-    )  # fmt: skip
-    return {name: getattr(header, name) for name in names}
+def header_values(header: CatalogHeader) -> dict[str, np.ndarray]:
+    """The header keywords the conditions need, as one-visit float arrays (NaN: absent)."""
+    given = {name: getattr(header, name) for name in _VISIT_KEYS}
+    return {name: np.array([np.nan if v is None else v], dtype=float) for name, v in given.items()}
 
 
 def catalog_features(
@@ -379,8 +438,8 @@ def catalog_features(
     if isinstance(sensors, str):
         sensors = focalplane.parse_sensors(sensors)
     header = read_header(path, allow_outside=allow_outside)
-    values = header_values(header)
-    conditions = _conditions(values, commands, header.source)
+    one_visit = _conditions(header_values(header), commands, lambda _: header.source)
+    conditions = {name: column[0] for name, column in one_visit.items()}
     exposure = conditions["exposure_seconds"]
     acc = _SensorAccumulator(len(focalplane.SENSOR_NAMES))
     for chunk in iter_object_chunks(path, allow_outside=allow_outside):
@@ -440,65 +499,107 @@ def visit_features(
     """
     from cputime.catalog import canonical_keyword
 
-    renamed = {}
-    for column in visits.columns:
-        canonical = canonical_keyword(str(column))
-        if canonical is not None and canonical not in renamed.values():
-            renamed[column] = canonical
-    table = visits.rename(columns=renamed)
+    # Each keyword's column, by its canonical name (the first column that gives it).
+    columns: dict[str, pd.Series] = {}
+    for position, name in enumerate(visits.columns):
+        canonical = canonical_keyword(str(name))
+        if canonical is not None and canonical not in columns:
+            columns[canonical] = visits.iloc[:, position]
     for required in ("obshistid", "filter"):
-        if required not in table.columns:
+        if required not in columns:
             raise InputError(
                 f"{source}: missing column '{required}' (a visit table needs header-keyword "
                 "columns such as obshistid, filter, altitude, moonalt, moonphase, dist2moon, "
                 "sunalt)"
             )
-    rows = []
-    for position, record in enumerate(table.to_dict("records")):
-        values = {k: _number(record, k, source, position) for k in _VISIT_KEYS}
-        for key, default in VISIT_DEFAULTS.items():
-            if values[key] is None:
-                values[key] = default
-        if values["filter"] not in range(6):
-            raise InputError(
-                f"{source}:{position + 2}: filter: {record.get('filter')!r} is not 0..5 "
-                "(u g r i z y)"
-            )
-        where = f"{source}:{position + 2}"
-        rows.append({"obshistid": int(values["obshistid"]), **_conditions(values, commands, where)})
-    # One frame built at once: adding the catalog columns one by one costs more than the rest
-    # for the one-visit requests of the service.
-    no_catalog = dict.fromkeys(CATALOG_COLUMNS, np.nan)
-    columns = ["obshistid", "sensor", *CONDITION_COLUMNS, *CATALOG_COLUMNS]
-    return pd.DataFrame(
-        [
-            {**row, "sensor": sensor, **no_catalog}
-            for row in rows
-            for sensor in (sensors or [""])
-        ],
-        columns=columns,
-    )
+    values = _visit_values(columns, len(visits), source)
+    conditions = _conditions(values, commands, lambda row: f"{source}:{row + 2}")
+    names = list(sensors or [""])
+    per_visit = len(names)
+    # Columns in their final order: naming them again in the constructor would cost a reindex,
+    # which the one-visit requests of the service feel.
+    data = {
+        "obshistid": np.repeat(values["obshistid"].astype(np.int64), per_visit),
+        "sensor": np.tile(np.array(names, dtype=object), len(visits)),
+        **{name: np.repeat(conditions[name], per_visit) for name in CONDITION_COLUMNS},
+        **{name: np.full(len(visits) * per_visit, np.nan) for name in CATALOG_COLUMNS},
+    }
+    return pd.DataFrame(data, copy=False)
 
 
 _VISIT_KEYS = (
     "obshistid", "filter", "vistime", "nsnap", "airmass", "altitude", "moonalt", "moonphase",
     "dist2moon", "sunalt", "seeing",
 )  # fmt: skip
+_INTEGER_KEYS = ("obshistid", "filter", "nsnap")
 
 
-def _number(record: dict, key: str, source: str, position: int) -> float | None:
-    value = record.get(key)
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
+def _visit_values(
+    columns: Mapping[str, pd.Series], n: int, source: str
+) -> dict[str, np.ndarray]:
+    """Each keyword of :data:`_VISIT_KEYS` as ``n`` floats (NaN: not given), defaults filled in.
+
+    Raises the error of the first bad row (table line ``row + 2``), for the first bad field of
+    that row in :data:`_VISIT_KEYS` order.
+    """
+    values, errors = {}, []  # errors: (row, order within the row, message)
+    for order, key in enumerate(_VISIT_KEYS):
+        values[key], error = _column_numbers(columns.get(key), key, n)
+        if error is not None:
+            errors.append((error[0], order, error[1]))
+    for key, default in VISIT_DEFAULTS.items():
+        values[key] = np.where(np.isnan(values[key]), default, values[key])
+    unknown = np.flatnonzero(np.isnan(values["obshistid"]))
+    if unknown.size:
+        errors.append((int(unknown[0]), -1, "obshistid: missing (every visit needs one)"))
+    bad_filter = np.flatnonzero(~np.isin(values["filter"], np.arange(6)))
+    if bad_filter.size:
+        row = int(bad_filter[0])
+        errors.append((row, len(_VISIT_KEYS), (
+            f"filter: {_cell(columns['filter'], row)!r} is not 0..5 (u g r i z y)")))
+    if errors:
+        row, _, message = min(errors)
+        raise InputError(f"{source}:{row + 2}: {message}")
+    return values
+
+
+def _column_numbers(
+    column: pd.Series | None, key: str, n: int
+) -> tuple[np.ndarray, tuple[int, str] | None]:
+    """A column as floats (NaN where empty) and its first bad (row, message), if any."""
+    if column is None:
+        return np.full(n, np.nan), None
+    if is_numeric_dtype(column.dtype):
+        numbers = column.to_numpy(dtype=float, na_value=np.nan)
+    else:  # text or mixed: Python's float() rules, element by element in C
+        cells = column.to_numpy(dtype=object)
+        given = ~pd.isna(cells)
+        numbers = np.full(n, np.nan)
+        try:
+            numbers[given] = cells[given].astype(float)
+        except (TypeError, ValueError):
+            row = next(i for i in np.flatnonzero(given) if not _is_number(cells[i]))
+            return numbers, (int(row), f"{key}: {_cell(column, row)!r} is not a number")
+    if key in _INTEGER_KEYS:
+        fractional = ~np.isnan(numbers) & ~(np.isfinite(numbers) & (numbers == np.trunc(numbers)))
+        if fractional.any():
+            row = int(np.flatnonzero(fractional)[0])
+            return numbers, (row, f"{key}: {_cell(column, row)!r} is not an integer")
+    return numbers, None
+
+
+def _is_number(cell) -> bool:
     try:
-        number = float(value)
+        float(cell)
     except (TypeError, ValueError):
-        raise InputError(f"{source}:{position + 2}: {key}: {value!r} is not a number") from None
-    if key in ("filter", "nsnap", "obshistid"):
-        if not number.is_integer():
-            raise InputError(f"{source}:{position + 2}: {key}: {value!r} is not an integer")
-        return int(number)
-    return number
+        return False
+    return True
+
+
+def _cell(column: pd.Series, row: int):
+    """The cell as the table gave it, numpy scalars as Python numbers (for messages)."""
+    value = column.iloc[row]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def features_of_inputs(

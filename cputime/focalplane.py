@@ -49,11 +49,14 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from cputime.errors import located
+
+if TYPE_CHECKING:  # only sensor_table() needs pandas; the command line's parsing does not
+    import pandas as pd
 
 __all__ = [
     "MM_PER_ARCMIN",
@@ -62,6 +65,7 @@ __all__ = [
     "SENSOR_HEIGHT_MM",
     "SENSOR_NAMES",
     "SENSOR_WIDTH_MM",
+    "depth_inside_sensor_mm",
     "distance_to_sensor_mm",
     "focal_plane_xy_mm",
     "gnomonic_project",
@@ -126,6 +130,8 @@ _Y_CENTER_MM = RAFT_PITCH_MM * (_DIGITS[:, 1] - 2) + SENSOR_PITCH_MM * (_DIGITS[
 
 @cache
 def _sensor_frame() -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "sensor": SENSOR_NAMES,
@@ -336,6 +342,30 @@ def sensor_index(x_mm: np.ndarray, y_mm: np.ndarray) -> np.ndarray:
     # Off-grid positions index a harmless cell, then are overwritten with -1.
     index = _LOOKUP[raft_x * on_grid, raft_y * on_grid, sensor_x * on_grid, sensor_y * on_grid]
     return np.where(on_grid, index, -1)
+
+
+def depth_inside_sensor_mm(x_mm: np.ndarray, y_mm: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """How far inside its sensor each position is: the distance to the nearest edge.
+
+    Parameters
+    ----------
+    x_mm, y_mm : array_like
+        Focal-plane positions [mm].
+    index : array_like of int
+        Their sensors, as from :func:`sensor_index` (-1: not on a sensor).
+
+    Returns
+    -------
+    numpy.ndarray
+        Distance to the nearest edge of the sensor [mm], ``min`` over the x and y edges; 0 on
+        an edge, -inf where ``index`` is -1.
+    """
+    index = np.asarray(index)
+    on = index >= 0
+    i = np.where(on, index, 0)
+    depth_x = _HALF_WIDTH_MM - np.abs(np.asarray(x_mm, dtype=float) - _X_CENTER_MM[i])
+    depth_y = _HALF_HEIGHT_MM - np.abs(np.asarray(y_mm, dtype=float) - _Y_CENTER_MM[i])
+    return np.where(on, np.minimum(depth_x, depth_y), -np.inf)
 
 
 def distance_to_sensor_mm(

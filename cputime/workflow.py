@@ -15,8 +15,10 @@ import math
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # imported where used, so that ``cputime --help`` does not load pandas
+    import pandas as pd
 
 from cputime.durations import parse_clock
 from cputime.policy import signal_lead_seconds
@@ -91,6 +93,8 @@ def predict_one(
     dict
         One row of :data:`cputime.predictions.PREDICTION_COLUMNS` and features.
     """
+    import pandas as pd
+
     from cputime.features import catalog_features, visit_features
     from cputime.focalplane import parse_sensors
     from cputime.predictions import predict_jobs

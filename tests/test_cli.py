@@ -3,6 +3,9 @@
 import gzip
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -274,6 +277,68 @@ def test_evaluate_with_a_given_model_writes_metrics_and_plots(tmp_path, capsys):
         "metrics.json",
     ):
         assert (report / name).stat().st_size > 0
+
+
+#: Libraries that take most of a second to import: only the commands that need them load them.
+HEAVY_LIBRARIES = ("pandas", "sklearn", "scipy", "xgboost", "mlflow", "fastapi", "pyarrow")
+
+_IMPORTED = """
+import sys
+{code}
+loaded = {{name.split(".")[0] for name in sys.modules}}
+print("\\nheavy:" + ",".join(sorted(loaded & set(sys.argv[1:]))))
+"""
+
+
+def _heavy_imports(code: str) -> list[str]:
+    """Heavy libraries in sys.modules after running ``code`` in a fresh interpreter."""
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORTED.format(code=code), *HEAVY_LIBRARIES],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout  # fmt: skip
+    last = out.rstrip("\n").rsplit("\n", 1)[-1]  # after any help text the command printed
+    return [name for name in last.removeprefix("heavy:").split(",") if name]
+
+
+@pytest.mark.parametrize("code", ["import cputime", "import cputime.cli"])
+def test_importing_the_package_loads_no_heavy_library(code):
+    assert _heavy_imports(code) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["predict", "--help"],
+        ["no-such-command"],
+        ["predict"],
+        ["slurm", "visit.txt", "--format", "yaml"],
+        ["predict", "visit.txt", "--threads", "0"],
+        ["slurm", "visit.txt", "--queue-max", "forever"],
+    ],
+)
+def test_help_and_argument_errors_load_no_heavy_library(argv):
+    code = f"""
+from cputime.cli import main
+try:
+    status = main({argv!r})
+except SystemExit as exit:
+    status = exit.code
+assert status in (0, 2), status
+"""
+    assert _heavy_imports(code) == []
+
+
+def test_the_public_api_resolves_on_first_use():
+    import cputime
+    from cputime.features import visit_features
+
+    assert cputime.visit_features is visit_features
+    assert set(cputime.__all__) <= set(dir(cputime))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        cputime.no_such_name  # noqa: B018
 
 
 # ----------------------------------------------------------------- options checked at the edge

@@ -11,10 +11,17 @@ from numpy.testing import assert_allclose
 
 from cputime.commands import parse_commands
 from cputime.errors import InputError
-from cputime.features import FEATURE_COLUMNS, catalog_features, visit_features
+from cputime.features import (
+    CONDITION_COLUMNS,
+    FEATURE_COLUMNS,
+    catalog_features,
+    read_visit_table,
+    visit_features,
+)
 from cputime.photons import source_photons
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[1]
 RA0, DEC0 = 53.0, -27.4
 
 NEW_HEADER = f"""rightascension {RA0}
@@ -234,3 +241,47 @@ def test_visit_without_sky_keywords_is_refused_not_taken_as_no_sky():
 def test_visit_table_without_filter_is_refused():
     with pytest.raises(InputError, match="missing column 'filter'"):
         visit_features(pd.DataFrame({"obshistid": [1]}), source="v.csv")
+
+
+def test_whole_table_reproduces_the_stored_twinkles_features():
+    # features/twinkles_run1.csv was written by the earlier row-by-row code: the vectorised
+    # conditions must give the same numbers to the last bit.
+    raw = read_visit_table(ROOT / "cputime" / "data" / "twinkles_run1_train.csv")
+    stored = pd.read_csv(ROOT / "features" / "twinkles_run1.csv")
+    columns = ["obshistid", *CONDITION_COLUMNS]
+    table = visit_features(raw, source="twinkles_run1_train.csv")
+    pd.testing.assert_frame_equal(table[columns], stored[columns], check_exact=True)
+
+
+@pytest.mark.parametrize("commands", [None, "zenith_v 21.5\nvistime 60\nnsnap 2\n"])
+def test_one_visit_at_a_time_equals_the_whole_table(commands):
+    visits = read_visit_table(ROOT / "cputime" / "data" / "twinkles_run1_train.csv").head(40)
+    visits.loc[::3, "airmass"] = np.nan  # taken from the altitude
+    visits.loc[1::3, "altitude"] = np.nan  # taken from the airmass
+    cmd = parse_commands(commands, source="cmd.txt") if commands else None
+    sensors = ["R22_S11", "R01_S00"]
+    whole = visit_features(visits, sensors, commands=cmd)
+    one_by_one = pd.concat(
+        [visit_features(visits.iloc[[i]], sensors, commands=cmd) for i in range(len(visits))],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(whole, one_by_one, check_exact=True)
+    assert whole["altitude"].notna().all() and whole["airmass"].notna().all()
+
+
+def test_first_bad_row_is_reported_whatever_the_field():
+    visits = pd.DataFrame(
+        {
+            "obshistid": [1, 2, 3],
+            "filter": [2, 2, 9],
+            "altitude": [70.0, np.nan, 70.0],
+            "moonalt": [-30.0, -30.0, -30.0],
+            "moonphase": [5.0, 5.0, 5.0],
+            "dist2moon": [120.0, 120.0, 120.0],
+            "sunalt": [-40.0, -40.0, -40.0],
+            "nsnap": [1.0, 1.5, 1.0],
+        }
+    )
+    # Row 2 has a fractional nsnap and no altitude; row 3 a bad filter: row 2's field first.
+    with pytest.raises(InputError, match=r"^v\.csv:3: nsnap: 1\.5 is not an integer$"):
+        visit_features(visits, source="v.csv")

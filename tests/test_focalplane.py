@@ -204,6 +204,16 @@ def test_distance_to_sensor_hand_values():
         fp.distance_to_sensor_mm(x, y, "R00_S12")
 
 
+def test_depth_inside_sensor_hand_values():
+    # R22_S11 is 40.00 x 40.72 mm around (0, 0); R22_S12 is centred at (0, 42.25).
+    x = np.array([0.0, 19.0, 0.0, 20.0, 0.0, 21.0])
+    y = np.array([0.0, 0.0, -20.0, 5.0, 42.25, 0.0])
+    index = fp.sensor_index(x, y)
+    assert_allclose(
+        fp.depth_inside_sensor_mm(x, y, index), [20.0, 1.0, 0.36, 0.0, 20.0, -np.inf]
+    )
+
+
 def test_trim_margin_hand_values():
     assert_allclose(
         fp.trim_margin_pixels([17.0, 9.0, 7.0, 22.0]),
