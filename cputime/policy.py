@@ -31,6 +31,7 @@ __all__ = [
     "host_factor_from_reference_factor",
     "walltime_seconds",
     "signal_lead_seconds",
+    "format_slurm_times",
     "loss_minimising_level",
     "plan_walltime",
 ]
@@ -249,10 +250,20 @@ class WalltimePlans:
 
     def slurm_times(self) -> list[list[str]]:
         """``--time`` of each segment of each job, ``D-HH:MM:SS``."""
-        return [
-            [format_slurm_time(w) for w in row[: t + 1]]
-            for row, t in zip(self.segment_walltime_seconds, self.checkpointtotal, strict=True)
-        ]
+        walls = self.segment_walltime_seconds
+        used = np.arange(walls.shape[1]) <= self.checkpointtotal[:, None]
+        text = format_slurm_times(walls[used]).tolist()
+        ends = np.cumsum(self.segments).tolist()
+        return [text[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def format_slurm_times(seconds: np.ndarray) -> np.ndarray:
+    """:func:`cputime.durations.format_slurm_time` of each value, as an object array.
+
+    Walltimes are whole minutes, so a table holds few distinct ones: each is formatted once.
+    """
+    distinct, inverse = np.unique(np.asarray(seconds, dtype=float), return_inverse=True)
+    return np.array([format_slurm_time(w) for w in distinct], dtype=object)[inverse.ravel()]
 
 
 def plan_walltime(

@@ -18,7 +18,6 @@ from cputime.checkpoints import SOURCE_TYPE_PHOTON_COLUMNS
 from cputime.columns import FeatureColumns
 from cputime.commands import PhosimCommands
 from cputime.conformal import min_calibration_size
-from cputime.durations import format_slurm_time
 from cputime.errors import InputError
 from cputime.features import CATALOG_COLUMNS, CONDITION_COLUMNS, VISIT_DEFAULTS
 from cputime.model import CPUTimeModel
@@ -26,6 +25,7 @@ from cputime.policy import (
     DEFAULT_OVERRESERVE_COST,
     DEFAULT_PARALLEL_FRACTION,
     DEFAULT_SETUP_SECONDS,
+    format_slurm_times,
     loss_minimising_level,
     plan_walltime,
     signal_lead_seconds,
@@ -170,11 +170,11 @@ def _predict_columns(
         "cpu_seconds_upper": np.round(predicted["cpu_seconds_upper"], 1),
         "walltime_seconds": walltime.astype(int),
         "segments": plans.segments,
-        "slurm_time": [format_slurm_time(w) for w in walltime],
+        "slurm_time": format_slurm_times(walltime),
         "checkpointtotal": plans.checkpointtotal,
         "segment_slurm_times": [";".join(times) for times in plans.slurm_times()],
         "total_walltime_seconds": plans.total_walltime_seconds.astype(int),
-        "slurm_signal": [f"B:USR1@{signal_lead_seconds(w)}" for w in walltime],
+        "slurm_signal": _slurm_signals(walltime),
         "fits_queue": plans.fits_queue,
         "plan_note": plans.advice,
         "extrapolation": predicted["extrapolation"],
@@ -184,6 +184,13 @@ def _predict_columns(
         "source_seconds_p50": np.round(predicted["source_seconds"], 1),
         "sky_seconds_p50": np.round(predicted["sky_seconds"], 1),
     }  # fmt: skip
+
+
+def _slurm_signals(walltime: np.ndarray) -> np.ndarray:
+    """``--signal`` of each job, made once per distinct walltime (whole minutes: few)."""
+    distinct, inverse = np.unique(walltime, return_inverse=True)
+    text = [f"B:USR1@{signal_lead_seconds(w)}" for w in distinct]
+    return np.array(text, dtype=object)[inverse.ravel()]
 
 
 def predict_jobs(
