@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 __all__ = ["FeatureColumns", "as_columns"]
 
@@ -45,7 +46,7 @@ class FeatureColumns:
         """
         names = list(frame.columns if names is None else names)
         table = frame[names]
-        text = [name for name, dtype in table.dtypes.items() if dtype == object]
+        text = [name for name, dtype in table.dtypes.items() if not is_numeric_dtype(dtype)]
         if text:
             table = table.assign(**{c: pd.to_numeric(table[c], errors="coerce") for c in text})
         matrix = np.ascontiguousarray(table.to_numpy(dtype=float, na_value=np.nan).T)
