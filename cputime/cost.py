@@ -227,12 +227,17 @@ class PhosimCostModel:
 
     def part_seconds(self, columns: FeatureColumns) -> dict[str, np.ndarray]:
         """:meth:`predict_parts` on feature columns: part name -> seconds of each row [s]."""
+        return self._parts_and_slots(columns)[0]
+
+    def _parts_and_slots(self, columns: FeatureColumns):
+        """:meth:`part_seconds`, the filter factor, and the bundle and stray-light cost in r
+        of each bright-star slot (:meth:`_bright_star_slots`), computed once."""
         p = self._values()
         f = columns
         nsnap = f.number("nsnap", 1.0)
         factor = self.filter_factor(f.number("filter", 2.0))
         bundles, straylight = self._bright_star_slots(f)
-        return {
+        parts = {
             "setup": p["setup_seconds_per_snap"] * nsnap,
             "star": factor * p["seconds_per_star_photon"] * f.number("faint_star_photons", 0.0),
             "galaxy": factor * p["seconds_per_galaxy_photon"] * f.number("galaxy_photons", 0.0),
@@ -240,6 +245,7 @@ class PhosimCostModel:
             "bright_star_straylight": factor * straylight.sum(axis=1),
             "sky": self.sky_seconds(f.number("sky_photons", 0.0), factor, nsnap),
         }
+        return parts, factor, bundles, straylight
 
     def predict(self, features: pd.DataFrame | FeatureColumns) -> np.ndarray:
         """Total CPU seconds on the measuring host [s]."""
@@ -265,11 +271,9 @@ class PhosimCostModel:
             its bins are unknown, so a checkpoint plan must count it in every segment [s].
         """
         columns = as_columns(features)
-        parts = self.part_seconds(columns)
+        parts, factor, bundles, straylight = self._parts_and_slots(columns)
         n = len(columns)
-        factor = self.filter_factor(columns.number("filter", 2.0))
         by_type = np.zeros((n, N_SOURCE_TYPES))
-        bundles, straylight = self._bright_star_slots(columns)
         slot_types = source_type_of_magnitude(_bright_star_mags(columns, 99.0))
         rows = np.repeat(np.arange(n), N_BRIGHT_STAR_SLOTS)
         np.add.at(

@@ -97,22 +97,25 @@ def _policy_level(model: CPUTimeModel, group: str, overreserve_cost: float, cost
     """The loss-minimising level of one calibration group at one kill cost.
 
     A Kaplan-Meier pass over the group's scores: ``policy_levels_`` on the model (filled
-    lazily, one entry per group and costs) keeps each, since every request asks for the same few.
+    lazily, one entry per group and costs) keeps each, since every request asks for the same
+    few; an entry counts only for the scores it was computed from (a recalibrated model's
+    new scores are new arrays).
     """
+    scores, censored, score_groups = model.calibration_scores()
     cache = model.__dict__.setdefault("policy_levels_", {})
     key = (group, overreserve_cost, cost)
-    if key not in cache:
-        scores, censored, score_groups = model.calibration_scores()
+    if key not in cache or cache[key][0] is not scores:
         own = score_groups == group
         if own.sum() < min_calibration_size(0.95):
             own = np.ones_like(own)
-        cache[key] = loss_minimising_level(
+        level = loss_minimising_level(
             scores[own],
             censored[own],
             overreserve_cost=overreserve_cost,
             kill_cost=max(cost, 0.01),
         )
-    return cache[key]
+        cache[key] = (scores, level)
+    return cache[key][1]
 
 
 def _predict_columns(

@@ -9,7 +9,7 @@ import pytest
 import cputime
 from cputime.errors import InputError
 from cputime.features import visit_features
-from cputime.predictions import PREDICTION_COLUMNS, predict_jobs, predict_visits
+from cputime.predictions import PREDICTION_COLUMNS, predict_jobs, predict_visits, walltime_levels
 
 TWINKLES = Path(__file__).resolve().parents[1] / "features" / "twinkles_run1.csv"
 
@@ -141,3 +141,15 @@ def test_predict_visits_names_the_visit_and_field_of_a_bad_value(model, change, 
     visits[1].update(change)
     with pytest.raises(InputError, match=message):
         predict_visits(model, visits)
+
+
+def test_policy_levels_follow_a_recalibrated_model(visits):
+    model = cputime.load_model()
+    before = walltime_levels(model, visits)
+    regressor = model.sky_regressor_
+    regressor.conformity_scores_ = regressor.conformity_scores_ * 3.0  # new scores, new array
+    after = walltime_levels(model, visits)
+    assert not np.array_equal(before, after)
+    fresh = cputime.load_model()
+    fresh.sky_regressor_.conformity_scores_ = fresh.sky_regressor_.conformity_scores_ * 3.0
+    np.testing.assert_array_equal(after, walltime_levels(fresh, visits))
