@@ -60,8 +60,10 @@ def _cpu_per_call(call, calls: int, repeats: int) -> dict:
         for _ in range(calls):
             call()
         per_call.append((time.process_time() - start) / calls * 1e3)
-    return {"cpu_ms_median": round(statistics.median(per_call), 3),
-            "cpu_ms_min": round(min(per_call), 3)}  # fmt: skip
+    return {
+        "cpu_ms_median": round(statistics.median(per_call), 3),
+        "cpu_ms_min": round(min(per_call), 3),
+    }
 
 
 def measure(n_visits: int, calls: int, repeats: int) -> dict:
@@ -85,9 +87,8 @@ def measure(n_visits: int, calls: int, repeats: int) -> dict:
     many_visits = many.to_dict("records")
     fast = getattr(predictions, "predict_visits", None)
 
-    out: dict = {"cputime": str(Path(cputime.__file__).parent), "one_visit": {},
-                 "table": {"visits": n_visits,
-                                            "visit_features_cpu_s": round(features_seconds, 3)}}  # fmt: skip
+    table_out = {"visits": n_visits, "visit_features_cpu_s": round(features_seconds, 3)}
+    out: dict = {"cputime": str(Path(cputime.__file__).parent), "one_visit": {}, "table": table_out}
     for name, options in POLICIES.items():
         one = {
             "predict_jobs_one_job_row": _cpu_per_call(
@@ -107,14 +108,14 @@ def measure(n_visits: int, calls: int, repeats: int) -> dict:
             )
         out["one_visit"][name] = one
         rows = {}
-        runs = {"predict_jobs": lambda o=options: predictions.predict_jobs(
-            model, many_features, **o)}  # fmt: skip
+        runs = {
+            "predict_jobs": lambda o=options: predictions.predict_jobs(model, many_features, **o)
+        }
         if fast is not None:
             runs["predict_visits"] = lambda o=options: fast(model, many_visits, **o)
         for path, call in runs.items():
             seconds = _cpu_per_call(call, 1, max(1, repeats // 2))["cpu_ms_median"] / 1e3
-            rows[path] = {"cpu_s": round(seconds, 3),
-                          "visits_per_cpu_s": round(n_visits / seconds)}  # fmt: skip
+            rows[path] = {"cpu_s": round(seconds, 3), "visits_per_cpu_s": round(n_visits / seconds)}
         out["table"][name] = rows
     return out
 
@@ -123,8 +124,9 @@ def _baseline_tree(revision: str, into: Path) -> Path:
     """``cputime/`` of ``revision``, extracted under ``into``."""
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", "--format=tar", revision, "cputime"],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
+        check=True,
+        capture_output=True,
+    ).stdout
     path = into / "tree.tar"
     path.write_bytes(archive)
     with tarfile.open(path) as tar:
@@ -135,8 +137,9 @@ def _baseline_tree(revision: str, into: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", default=str(ROOT / "benchmarks/results/predict.json"))
-    parser.add_argument("--baseline", default=DEFAULT_BASELINE,
-                        help="git revision to compare with, or 'none'")  # fmt: skip
+    parser.add_argument(
+        "--baseline", default=DEFAULT_BASELINE, help="git revision to compare with, or 'none'"
+    )
     parser.add_argument("--visits", type=int, default=10_000)
     parser.add_argument("--calls", type=int, default=100, help="single-visit calls per repeat")
     parser.add_argument("--repeats", type=int, default=5)
@@ -148,23 +151,39 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     result = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_before": [round(x, 2) for x in load_before]},  # fmt: skip
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_before": [round(x, 2) for x in load_before],
+        },
         "after": measure(args.visits, args.calls, args.repeats),
     }
     if args.baseline != "none":
         revision = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", args.baseline],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         with tempfile.TemporaryDirectory() as tmp:
             tree = _baseline_tree(revision, Path(tmp))
             run = subprocess.run(
-                [sys.executable, __file__, "--measure-only", "--visits", str(args.visits),
-                 "--calls", str(args.calls), "--repeats", str(args.repeats)],
-                check=True, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--measure-only",
+                    "--visits",
+                    str(args.visits),
+                    "--calls",
+                    str(args.calls),
+                    "--repeats",
+                    str(args.repeats),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
                 env={**os.environ, "PYTHONPATH": str(tree)},
-            )  # fmt: skip
+            )
         result["before"] = {"revision": revision, **json.loads(run.stdout)}
     result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

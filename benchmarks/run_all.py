@@ -18,6 +18,7 @@ BENCHMARKS = [
     ["bench_catalog.py", "--repeats", "3"],
     ["bench_ingest_retrain.py"],
     ["bench_service.py"],
+    ["bench_predict.py"],
 ]
 
 

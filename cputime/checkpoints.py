@@ -175,6 +175,6 @@ def _every_split_bounds() -> tuple[np.ndarray, np.ndarray]:
 
 
 _EVERY_SPLIT_FIRST, _EVERY_SPLIT_END = _every_split_bounds()
-_EVERY_SPLIT_USED = np.arange(MAX_CHECKPOINTTOTAL + 1)[None, :] <= np.arange(
-    MAX_CHECKPOINTTOTAL + 1
-)[:, None]
+_EVERY_SPLIT_USED = (
+    np.arange(MAX_CHECKPOINTTOTAL + 1)[None, :] <= np.arange(MAX_CHECKPOINTTOTAL + 1)[:, None]
+)

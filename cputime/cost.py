@@ -30,13 +30,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cputime.columns import FeatureColumns, as_columns
 from cputime.checkpoints import (
     N_SOURCE_TYPES,
     SOURCE_TYPE_PHOTON_COLUMNS,
     SOURCE_TYPES_WITH_PHOTON_COLUMNS,
     source_type_of_magnitude,
 )
+from cputime.columns import FeatureColumns, as_columns
 from cputime.photons import DEFAULT_STRAYLIGHT_CUT_MAG, N_BRIGHT_STAR_SLOTS, source_photons
 
 __all__ = [
@@ -280,9 +280,7 @@ class PhosimCostModel:
             by_type, (rows, slot_types.ravel()), (factor[:, None] * (bundles + straylight)).ravel()
         )
         faint = parts["star"] + parts["galaxy"]
-        photons = np.column_stack(
-            [columns.number(c, np.nan) for c in SOURCE_TYPE_PHOTON_COLUMNS]
-        )
+        photons = np.column_stack([columns.number(c, np.nan) for c in SOURCE_TYPE_PHOTON_COLUMNS])
         total = np.nansum(photons, axis=1)
         known = ~np.isnan(photons).all(axis=1) & (total > 0)
         share = np.divide(
@@ -331,9 +329,7 @@ class PhosimCostModel:
         cens = np.zeros(len(y), bool) if censored is None else np.asarray(censored, bool)
         self.parameters_ = self._start()
         self.measured_filters_ = sorted(
-            f
-            for f in FILTER_PARAMETERS
-            if _has_finished(cens, features.number("filter", 2.0) == f)
+            f for f in FILTER_PARAMETERS if _has_finished(cens, features.number("filter", 2.0) == f)
         )
         free = [n for n in DEFAULT_PARAMETERS if n not in self.fixed]
         names = [n for n in free if self._informed(n, features, cens)]
