@@ -356,7 +356,7 @@ class CPUTimeModel:
         sky = np.zeros(len(X))
         sky_upper = np.zeros(len(X))
         sky_on = parts["sky"] > 0
-        if sky_on.all():
+        if sky_on.size and sky_on.all():
             sky, sky_upper = self.sky_regressor_.predict_median_and_upper_columns(X, level)
         elif sky_on.any():
             sky[sky_on], sky_upper[sky_on] = self.sky_regressor_.predict_median_and_upper_columns(
