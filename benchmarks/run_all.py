@@ -20,6 +20,7 @@ BENCHMARKS = [
     ["bench_ingest_retrain.py"],
     ["bench_service.py"],
     ["bench_service_fair.py", "-o", str(HERE / "results" / "service_fair.json")],
+    ["bench_predict.py"],
 ]
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "segment_of_source_type",
     "segment_first_types",
     "segment_seconds",
+    "every_split_seconds",
 ]
 
 #: Source types of PhoSim's raytrace loop.
@@ -126,10 +127,54 @@ def segment_seconds(
     numpy.ndarray, shape (n_jobs, T + 1)
         Set-up plus the CPU of the types each segment traces [s].
     """
+    first = segment_first_types(checkpointtotal)
+    return _traced(type_seconds, first[:-1], first[1:]) + _per_job(setup_seconds)
+
+
+def every_split_seconds(type_seconds: np.ndarray, setup_seconds: np.ndarray) -> np.ndarray:
+    """:func:`segment_seconds` of every ``checkpointtotal`` at once.
+
+    Parameters
+    ----------
+    type_seconds : array_like, shape (n_jobs, 73)
+        CPU of each source type [s].
+    setup_seconds : array_like, shape (n_jobs,)
+        CPU every segment pays before tracing [s].
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_jobs, 73, 73)
+        ``[:, T, k]``: CPU of segment k of the split with ``checkpointtotal`` T [s]; NaN for
+        ``k > T``.
+    """
+    traced = _traced(type_seconds, _EVERY_SPLIT_FIRST, _EVERY_SPLIT_END)
+    return np.where(_EVERY_SPLIT_USED, traced + _per_job(setup_seconds)[:, :, None], np.nan)
+
+
+def _traced(type_seconds: np.ndarray, first: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """CPU of the types ``first <= s < end`` of each job (any shape of bounds) [s]."""
     type_seconds = np.atleast_2d(np.asarray(type_seconds, dtype=float))
     cumulative = np.concatenate(
         [np.zeros((len(type_seconds), 1)), np.cumsum(type_seconds, axis=1)], axis=1
     )
-    first = segment_first_types(checkpointtotal)
-    traced = cumulative[:, first[1:]] - cumulative[:, first[:-1]]
-    return traced + np.asarray(setup_seconds, dtype=float).reshape(-1, 1)
+    return cumulative[:, end] - cumulative[:, first]
+
+
+def _per_job(setup_seconds: np.ndarray) -> np.ndarray:
+    return np.asarray(setup_seconds, dtype=float).reshape(-1, 1)
+
+
+def _every_split_bounds() -> tuple[np.ndarray, np.ndarray]:
+    """First and end type of segment k of each split T, shape (73, 73); empty beyond T."""
+    first = np.full((MAX_CHECKPOINTTOTAL + 1,) * 2, N_SOURCE_TYPES)
+    end = first.copy()
+    for total in range(MAX_CHECKPOINTTOTAL + 1):
+        bounds = segment_first_types(total)
+        first[total, : total + 1], end[total, : total + 1] = bounds[:-1], bounds[1:]
+    return first, end
+
+
+_EVERY_SPLIT_FIRST, _EVERY_SPLIT_END = _every_split_bounds()
+_EVERY_SPLIT_USED = (
+    np.arange(MAX_CHECKPOINTTOTAL + 1)[None, :] <= np.arange(MAX_CHECKPOINTTOTAL + 1)[:, None]
+)

@@ -36,6 +36,7 @@ from cputime.checkpoints import (
     SOURCE_TYPES_WITH_PHOTON_COLUMNS,
     source_type_of_magnitude,
 )
+from cputime.columns import FeatureColumns, as_columns
 from cputime.photons import DEFAULT_STRAYLIGHT_CUT_MAG, N_BRIGHT_STAR_SLOTS, source_photons
 
 __all__ = [
@@ -198,16 +199,11 @@ class PhosimCostModel:
         cost = cost + filter_factor * p["seconds_per_sky_photon"] * sky_photons
         return np.where(sky_photons > 0, cost, 0.0)
 
-    def _bright_star_slots(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def _bright_star_slots(self, columns: FeatureColumns) -> tuple[np.ndarray, np.ndarray]:
         """Bundle and stray-light cost in r of each bright-star slot, shape (n, slots) [s]."""
-        exposure = _column(features, "exposure_seconds", 0.0)[:, None]
-        cut = _column(features, "straylight_cut_mag", DEFAULT_STRAYLIGHT_CUT_MAG)[:, None]
-        mags = np.column_stack(
-            [
-                _column(features, f"bright_star_mag_{k}", np.nan)
-                for k in range(1, N_BRIGHT_STAR_SLOTS + 1)
-            ]
-        )
+        exposure = columns.number("exposure_seconds", 0.0)[:, None]
+        cut = columns.number("straylight_cut_mag", DEFAULT_STRAYLIGHT_CUT_MAG)[:, None]
+        mags = _bright_star_mags(columns, np.nan)
         photons = np.where(
             np.isnan(mags), 0.0, source_photons(np.nan_to_num(mags, nan=99.0), exposure)
         )
@@ -227,31 +223,42 @@ class PhosimCostModel:
         pandas.DataFrame
             One column per name of :data:`COST_PARTS` [s, on the measuring host].
         """
+        return pd.DataFrame(self.part_seconds(as_columns(features)), index=features.index)
+
+    def part_seconds(self, columns: FeatureColumns) -> dict[str, np.ndarray]:
+        """:meth:`predict_parts` on feature columns: part name -> seconds of each row [s]."""
+        return self._parts_and_slots(columns)[0]
+
+    def _parts_and_slots(self, columns: FeatureColumns):
+        """:meth:`part_seconds`, the filter factor, and the bundle and stray-light cost in r
+        of each bright-star slot (:meth:`_bright_star_slots`), computed once."""
         p = self._values()
-        f = features
-        nsnap = _column(f, "nsnap", 1.0)
-        factor = self.filter_factor(_column(f, "filter", 2.0))
+        f = columns
+        nsnap = f.number("nsnap", 1.0)
+        factor = self.filter_factor(f.number("filter", 2.0))
         bundles, straylight = self._bright_star_slots(f)
         parts = {
             "setup": p["setup_seconds_per_snap"] * nsnap,
-            "star": factor * p["seconds_per_star_photon"] * _column(f, "faint_star_photons", 0.0),
-            "galaxy": factor * p["seconds_per_galaxy_photon"] * _column(f, "galaxy_photons", 0.0),
+            "star": factor * p["seconds_per_star_photon"] * f.number("faint_star_photons", 0.0),
+            "galaxy": factor * p["seconds_per_galaxy_photon"] * f.number("galaxy_photons", 0.0),
             "bright_star_bundles": factor * bundles.sum(axis=1),
             "bright_star_straylight": factor * straylight.sum(axis=1),
-            "sky": self.sky_seconds(_column(f, "sky_photons", 0.0), factor, nsnap),
+            "sky": self.sky_seconds(f.number("sky_photons", 0.0), factor, nsnap),
         }
-        return pd.DataFrame(parts, index=features.index)
+        return parts, factor, bundles, straylight
 
-    def predict(self, features: pd.DataFrame) -> np.ndarray:
+    def predict(self, features: pd.DataFrame | FeatureColumns) -> np.ndarray:
         """Total CPU seconds on the measuring host [s]."""
-        return self.predict_parts(features).sum(axis=1).to_numpy()
+        return sum_parts(self.part_seconds(as_columns(features)), COST_PARTS)
 
-    def source_type_seconds(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def source_type_seconds(
+        self, features: pd.DataFrame | FeatureColumns
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The catalog's cost spread over PhoSim's source types (not the sky, not the set-up).
 
         Parameters
         ----------
-        features : pandas.DataFrame
+        features : pandas.DataFrame or FeatureColumns
             As for :meth:`predict_parts`; the ``photons_source_type_*`` columns place the faint
             stars and galaxies in their magnitude bins.
 
@@ -263,27 +270,17 @@ class PhosimCostModel:
             Faint-star and galaxy cost of rows without per-type photons (older feature tables):
             its bins are unknown, so a checkpoint plan must count it in every segment [s].
         """
-        parts = self.predict_parts(features)
-        n = len(features)
-        factor = self.filter_factor(_column(features, "filter", 2.0))
+        columns = as_columns(features)
+        parts, factor, bundles, straylight = self._parts_and_slots(columns)
+        n = len(columns)
         by_type = np.zeros((n, N_SOURCE_TYPES))
-        bundles, straylight = self._bright_star_slots(features)
-        slot_types = source_type_of_magnitude(
-            np.column_stack(
-                [
-                    _column(features, f"bright_star_mag_{k}", 99.0)
-                    for k in range(1, N_BRIGHT_STAR_SLOTS + 1)
-                ]
-            )
-        )
+        slot_types = source_type_of_magnitude(_bright_star_mags(columns, 99.0))
         rows = np.repeat(np.arange(n), N_BRIGHT_STAR_SLOTS)
         np.add.at(
             by_type, (rows, slot_types.ravel()), (factor[:, None] * (bundles + straylight)).ravel()
         )
-        faint = (parts["star"] + parts["galaxy"]).to_numpy()
-        photons = np.column_stack(
-            [_column(features, c, np.nan) for c in SOURCE_TYPE_PHOTON_COLUMNS]
-        )
+        faint = parts["star"] + parts["galaxy"]
+        photons = np.column_stack([columns.number(c, np.nan) for c in SOURCE_TYPE_PHOTON_COLUMNS])
         total = np.nansum(photons, axis=1)
         known = ~np.isnan(photons).all(axis=1) & (total > 0)
         share = np.divide(
@@ -328,12 +325,11 @@ class PhosimCostModel:
         from scipy.optimize import least_squares
 
         y = np.log10(np.asarray(cpu_seconds, dtype=float))
+        features = as_columns(features)
         cens = np.zeros(len(y), bool) if censored is None else np.asarray(censored, bool)
         self.parameters_ = self._start()
         self.measured_filters_ = sorted(
-            f
-            for f in FILTER_PARAMETERS
-            if _has_finished(cens, _column(features, "filter", 2.0) == f)
+            f for f in FILTER_PARAMETERS if _has_finished(cens, features.number("filter", 2.0) == f)
         )
         free = [n for n in DEFAULT_PARAMETERS if n not in self.fixed]
         names = [n for n in free if self._informed(n, features, cens)]
@@ -368,21 +364,21 @@ class PhosimCostModel:
             if name in names:
                 p[name] = _log_factor_in_wavelength(f, np.array(measured), logs)
 
-    def _informed(self, name: str, features: pd.DataFrame, censored: np.ndarray) -> bool:
+    def _informed(self, name: str, features: FeatureColumns, censored: np.ndarray) -> bool:
         """Whether finished runs hold anything that constrains a parameter."""
         for code, param in FILTER_PARAMETERS.items():
             if name == param:
                 return code in self.measured_filters_
         if name in ("sky_setup_seconds_per_snap", "seconds_per_sky_photon"):
             # Two sky runs, killed ones included: their lower bounds keep the fit honest.
-            return int((_column(features, "sky_photons", 0.0) > 0).sum()) >= 2
+            return int((features.number("sky_photons", 0.0) > 0).sum()) >= 2
         if name == "seconds_per_galaxy_photon":
-            return _has_finished(censored, _column(features, "galaxy_photons", 0.0) > 0)
+            return _has_finished(censored, features.number("galaxy_photons", 0.0) > 0)
         if name == "seconds_per_straylight_photon":
             _, straylight = self._bright_star_slots(features)
             return _has_finished(censored, straylight.sum(axis=1) > 0)
         if name.startswith("bright_star"):
-            bright = ~np.isnan(_column(features, "bright_star_mag_1", np.nan))
+            bright = ~np.isnan(features.number("bright_star_mag_1", np.nan))
             return int((bright & ~censored).sum()) >= 2
         return True
 
@@ -437,13 +433,16 @@ def _log_factor_in_wavelength(filter_index: int, measured: np.ndarray, logs: np.
     return float(logs[i] + slope * (wave - waves[i]))
 
 
-def _column(frame: pd.DataFrame, name: str, default: float) -> np.ndarray:
-    if name not in frame.columns:
-        return np.full(len(frame), default, dtype=float)
-    column = frame[name]
-    if column.dtype == object:
-        column = pd.to_numeric(column, errors="coerce")
-    values = column.to_numpy(dtype=float, na_value=np.nan)
-    if np.isnan(default):
-        return values
-    return np.where(np.isnan(values), default, values)
+def sum_parts(parts: dict[str, np.ndarray], names) -> np.ndarray:
+    """Sum of the named parts, added in the order named (as a table's row sum adds them) [s]."""
+    total = parts[names[0]]
+    for name in names[1:]:
+        total = total + parts[name]
+    return total
+
+
+def _bright_star_mags(columns: FeatureColumns, default: float) -> np.ndarray:
+    """Magnitudes of the bright-star slots, shape (n, slots), ``default`` where empty [mag]."""
+    return np.column_stack(
+        [columns.number(f"bright_star_mag_{k}", default) for k in range(1, N_BRIGHT_STAR_SLOTS + 1)]
+    )

@@ -35,12 +35,12 @@ AFT_LOSS_DISTRIBUTIONS = ("normal", "logistic", "extreme")
 
 def _moon_up(X: pd.DataFrame) -> np.ndarray:
     """'up' when the Moon is above the horizon (``moonalt > 0`` [degrees]), else 'down'."""
-    return np.where(X["moonalt"].to_numpy(dtype=float) > 0.0, "up", "down")
+    return np.where(np.asarray(X["moonalt"], dtype=float) > 0.0, "up", "down")
 
 
 def _filter_moon(X: pd.DataFrame) -> np.ndarray:
     """Filter (0..5) crossed with Moon up/down, e.g. '2/up'."""
-    filters = X["filter"].to_numpy().astype(int).astype(str)
+    filters = np.asarray(X["filter"]).astype(int).astype(str)
     return np.char.add(np.char.add(filters, "/"), _moon_up(X).astype(str))
 
 
@@ -127,6 +127,11 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         Pooled offset [ln s] at ``confidence_level``: upper bound = median * exp(offset).
     group_log_offsets_ : dict of str to float
         Per-group offsets at ``confidence_level`` (empty without grouping).
+    level_offsets_ : dict of float to (float, dict)
+        Pooled and per-group offsets of every other level asked for so far, filled lazily by
+        :meth:`upper_log_offsets` (a walltime policy asks for a few levels, each a
+        Kaplan-Meier quantile over all scores: computed once per level, not per request) and
+        emptied whenever the scores change.
 
     Notes
     -----
@@ -302,9 +307,18 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         return xgb.train(self._xgb_params(), dtrain, num_boost_round=int(self.n_estimators))
 
     def _log_median(self, booster: xgb.Booster, X: pd.DataFrame, margin: np.ndarray) -> np.ndarray:
-        # inplace_predict skips building a DMatrix, which dominates one-row predictions.
-        data = X[self.features_used_].to_numpy(dtype=float)
-        log_median = booster.inplace_predict(data, predict_type="margin", base_margin=margin)
+        # inplace_predict on a matrix in the booster's feature order skips building a DMatrix,
+        # which dominates one-row predictions. With XGBoost's default of every core, the base
+        # margin's proxy matrix and the prediction each woke a thread pool: ~1 ms of CPU for
+        # one row, and far more on a busy host; ``nthread`` threads do both (a loaded booster
+        # does not keep the setting).
+        data = np.column_stack([np.asarray(X[c], dtype=float) for c in self.features_used_])
+        nthread = int(self.nthread)
+        if booster.__dict__.get("_cputime_nthread") != nthread:
+            booster.set_param({"nthread": nthread})
+            booster._cputime_nthread = nthread
+        with xgb.config_context(nthread=nthread):
+            log_median = booster.inplace_predict(data, predict_type="margin", base_margin=margin)
         return np.asarray(log_median, dtype=float)
 
     def _groups(self, X: pd.DataFrame) -> np.ndarray:
@@ -325,7 +339,11 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         labels = np.asarray(labels).ravel()
         if labels.size != len(X):
             raise ValueError("calibration_groups must give one label per row of X")
-        return np.array([_group_key(v) for v in labels], dtype=object)
+        if labels.dtype == object:  # mixed types need not sort: one key per row
+            return np.array([_group_key(v) for v in labels], dtype=object)
+        # Few groups, many rows: one key per distinct label.
+        distinct, inverse = np.unique(labels, return_inverse=True)
+        return np.array([_group_key(v) for v in distinct], dtype=object)[inverse.ravel()]
 
     def _set_scores(self, scores: np.ndarray, cens: np.ndarray, groups: np.ndarray) -> None:
         level = float(self.confidence_level)
@@ -337,7 +355,15 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         self.conformity_scores_ = scores.astype(float)
         self.score_censored_ = cens.astype(bool)
         self.score_groups_ = np.asarray(groups, dtype=str)
+        self.level_offsets_ = {}
         self.upper_log_offset_, self.group_log_offsets_ = self._offsets(level)
+
+    def _offsets_at(self, level: float) -> tuple[float, dict[str, float]]:
+        """:meth:`_offsets` at a level other than the default, cached in ``level_offsets_``."""
+        cache = self.__dict__.setdefault("level_offsets_", {})
+        if level not in cache:
+            cache[level] = self._offsets(check_confidence_level(level))
+        return cache[level]
 
     def _offsets(self, level: float) -> tuple[float, dict[str, float]]:
         need = min_calibration_size(level)
@@ -394,6 +420,7 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
             "score_groups_",
             "upper_log_offset_",
             "group_log_offsets_",
+            "level_offsets_",
         ):
             self.__dict__.pop(name, None)
 
@@ -493,7 +520,7 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
             if level == float(self.confidence_level):
                 pooled, per_group = self.upper_log_offset_, self.group_log_offsets_
             else:
-                pooled, per_group = self._offsets(check_confidence_level(level))
+                pooled, per_group = self._offsets_at(float(level))
             rows = levels == level
             offsets[rows] = pooled
             for group, offset in per_group.items():
@@ -512,8 +539,23 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         See :meth:`predict` and :meth:`predict_upper`.
         """
         X = self._check_predict_frame(X, "predict_median_and_upper")
-        log_median = self._predict_log(X)
-        offsets = self.upper_log_offsets(X, confidence_level)
+        return self.predict_median_and_upper_columns(X, confidence_level)
+
+    def predict_median_and_upper_columns(
+        self, columns: Any, confidence_level: float | np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict_median_and_upper` on named columns, without a DataFrame.
+
+        Parameters
+        ----------
+        columns : cputime.columns.FeatureColumns or DataFrame
+            The columns seen in :meth:`fit` (not checked here: the caller's job); the prior and
+            the calibration grouping read them as they read a DataFrame (``columns[name]``).
+        confidence_level : float or array of shape (n_samples,), default=None
+            As for :meth:`upper_log_offsets`.
+        """
+        log_median = self._predict_log(columns)
+        offsets = self.upper_log_offsets(columns, confidence_level)
         with np.errstate(over="ignore"):
             return np.exp(log_median), np.exp(log_median + offsets)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cputime.columns import FeatureColumns, as_columns
 from cputime.cost import FILTER_WAVELENGTH_NM
 from cputime.photons import source_photons
 
@@ -28,6 +29,7 @@ __all__ = [
     "SKY_DIMENSIONS",
     "range_limits",
     "extrapolation_dex",
+    "extrapolation_dex_columns",
     "describe_extrapolation",
 ]
 
@@ -47,11 +49,9 @@ SOURCE_DIMENSIONS = ("brightest_star_photons", "source_photons", "n_trimmed_sour
 SKY_DIMENSIONS = ("sky_photons", "exposure_seconds")
 
 
-def _values(features: pd.DataFrame) -> dict[str, np.ndarray]:
+def _values(columns: FeatureColumns) -> dict[str, np.ndarray]:
     def column(name: str) -> np.ndarray:
-        if name not in features.columns:
-            return np.full(len(features), np.nan)
-        return pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float)
+        return columns.number(name, np.nan)
 
     mag = column("bright_star_mag_1")
     return {
@@ -85,7 +85,7 @@ def range_limits(features: pd.DataFrame, finished: np.ndarray) -> dict[str, floa
     """
     finished = np.asarray(finished, bool)
     limits = {}
-    for name, values in _values(features).items():
+    for name, values in _values(as_columns(features)).items():
         kept = values[finished & np.isfinite(values)]
         if kept.size:
             limits[name] = float(kept.max())
@@ -112,8 +112,17 @@ def extrapolation_dex(
     pandas.DataFrame
         One column per name of :data:`DIMENSIONS`, 0 inside the range [dex].
     """
+    dex = extrapolation_dex_columns(as_columns(features), limits, measured_filters)
+    return pd.DataFrame(dex, index=features.index)
+
+
+def extrapolation_dex_columns(
+    columns: FeatureColumns, limits: dict[str, float], measured_filters: list[int]
+) -> dict[str, np.ndarray]:
+    """:func:`extrapolation_dex` on feature columns: driver name -> distance of each job [dex],
+    in the order of :data:`DIMENSIONS`."""
     out = {}
-    for name, values in _values(features).items():
+    for name, values in _values(columns).items():
         limit = limits.get(name, limits.get("source_photons", np.nan))
         with np.errstate(divide="ignore", invalid="ignore"):
             dex = np.log10(values / limit)
@@ -123,23 +132,20 @@ def extrapolation_dex(
             0.0,
         )
     measured = np.log10(FILTER_WAVELENGTH_NM[sorted({2, *measured_filters})])
-    filters = pd.to_numeric(
-        features.get("filter", pd.Series(2, index=features.index)), errors="coerce"
-    )
-    index = np.clip(filters.fillna(2).to_numpy(dtype=int), 0, 5)
+    index = np.clip(columns.number("filter", 2.0).astype(int), 0, 5)
     wave = np.log10(FILTER_WAVELENGTH_NM[index])
     out["filter"] = np.abs(wave[:, None] - measured[None, :]).min(axis=1)
-    return pd.DataFrame(out, index=features.index)[list(DIMENSIONS)]
+    return {name: out[name] for name in DIMENSIONS}
 
 
-def describe_extrapolation(dex: pd.DataFrame) -> np.ndarray:
+def describe_extrapolation(dex: pd.DataFrame | dict[str, np.ndarray]) -> np.ndarray:
     """One text per job naming each driver beyond the range and by how much, '' inside it.
 
     E.g. ``"brightest_star_photons +1.40 dex; filter +0.11 dex"``.
     """
-    text = np.full(len(dex), "", dtype=object)
+    text = np.full(len(dex[DIMENSIONS[0]]), "", dtype=object)
     for name in DIMENSIONS:
-        values = dex[name].to_numpy()
+        values = np.asarray(dex[name])
         beyond = values > 0
         if not beyond.any():
             continue

@@ -25,18 +25,21 @@ import numpy as np
 import pandas as pd
 
 from cputime.checkpoints import DARK_SKY_TYPES, MOON_TYPES
+from cputime.columns import FeatureColumns, as_columns
 from cputime.conformal import (
     check_confidence_level,
     km_conformal_upper_quantile,
     min_calibration_size,
 )
-from cputime.cost import SOURCE_PARTS, PhosimCostModel
+from cputime.cost import SOURCE_PARTS, PhosimCostModel, sum_parts
 from cputime.estimator import CPUTimeRegressor
 from cputime.extrapolation import (
+    DIMENSIONS,
     SKY_DIMENSIONS,
     SOURCE_DIMENSIONS,
     describe_extrapolation,
     extrapolation_dex,
+    extrapolation_dex_columns,
     range_limits,
 )
 from cputime.features import FEATURE_COLUMNS
@@ -126,7 +129,7 @@ class SkyPrior:
         self.reference_host_factor = reference_host_factor
         self.filter_log_scale = filter_log_scale
 
-    def sky_seconds(self, X: pd.DataFrame) -> np.ndarray:
+    def sky_seconds(self, X: pd.DataFrame | FeatureColumns) -> np.ndarray:
         """Sky part on the reference host under a dark sky [s].
 
         The prior counts the sky photons of the filter's dark zenith sky, not of the modelled
@@ -135,19 +138,18 @@ class SkyPrior:
         the modelled photons (0.037 against 0.040 dex in 5-fold CV on Twinkles). The prior keeps
         what 30 s single-snap production visits cannot teach: exposure time, snaps, sky on/off.
         """
-        filters = np.clip(X["filter"].fillna(2).to_numpy(dtype=int), 0, 5)
-        on = X["sky_photons"].fillna(0).to_numpy() > 0
-        dark = sky_photons_per_sensor(dark_sky_mag(filters), X["exposure_seconds"].to_numpy())
+        X = as_columns(X)
+        filters = np.clip(X.number("filter", 2.0).astype(int), 0, 5)
+        on = X.number("sky_photons", 0.0) > 0
+        dark = sky_photons_per_sensor(dark_sky_mag(filters), X["exposure_seconds"])
         model = self.cost_model
-        sky = model.sky_seconds(
-            np.where(on, dark, 0.0), model.filter_factor(filters), X["nsnap"].to_numpy()
-        )
+        sky = model.sky_seconds(np.where(on, dark, 0.0), model.filter_factor(filters), X["nsnap"])
         sky = self.reference_host_factor * sky
         if self.filter_log_scale is None:
             return sky
         return sky * np.exp(np.asarray(self.filter_log_scale)[filters])
 
-    def predict_log_seconds(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_log_seconds(self, X: pd.DataFrame | FeatureColumns) -> np.ndarray:
         return np.log(self.sky_seconds(X))
 
     kind = "sky_prior"
@@ -244,6 +246,7 @@ class CPUTimeModel:
         self
         """
         check_confidence_level(self.confidence_level)
+        self.__dict__.pop("source_bounds_", None)
         y = np.asarray(y, dtype=float)
         censored = np.zeros(len(y), bool) if censored is None else np.asarray(censored, bool)
         self.cost_model_ = PhosimCostModel().fit(runs.features, runs.cpu_seconds, runs.censored)
@@ -298,9 +301,9 @@ class CPUTimeModel:
         frame = pd.concat(frames, ignore_index=True)
         total = np.concatenate(targets)
         flag = np.concatenate(flags)
-        parts = self.cost_model_.predict_parts(frame)
-        rest = host * parts[_SOURCE_PARTS].sum(axis=1).to_numpy()
-        keep = parts["sky"].to_numpy() > 0
+        parts = self.cost_model_.part_seconds(as_columns(frame))
+        rest = host * sum_parts(parts, _SOURCE_PARTS)
+        keep = parts["sky"] > 0
         # Production jobs are sky-dominated; a job whose sources alone exceed its CPU says
         # nothing about the sky and is left out rather than given a negative sky time.
         sky_seconds = total - rest
@@ -335,48 +338,66 @@ class CPUTimeModel:
             [dex]) and ``extrapolation``
             (which drivers, by how much; '' inside the range).
         """
+        return pd.DataFrame(self.predict_columns(self.feature_columns(X), confidence_level))
+
+    def predict_columns(
+        self, X: FeatureColumns, confidence_level: float | np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """:meth:`predict_frame` on feature columns (:meth:`feature_columns`): the same names,
+        each an array; what every prediction path computes."""
         default = self.confidence_level if confidence_level is None else confidence_level
         level = np.broadcast_to(np.asarray(default, dtype=float), (len(X),))
-        for value in np.unique(level):
+        distinct = np.unique(level)
+        for value in distinct:
             check_confidence_level(float(value))
-        X = self._frame(X)
-        parts = self.cost_model_.predict_parts(X)
+        parts = self.cost_model_.part_seconds(X)
         host = self.reference_host_factor_
-        source = host * parts[_SOURCE_PARTS].sum(axis=1).to_numpy()
+        source = host * sum_parts(parts, _SOURCE_PARTS)
         sky = np.zeros(len(X))
         sky_upper = np.zeros(len(X))
-        sky_on = parts["sky"].to_numpy() > 0
-        if sky_on.any():
-            sky[sky_on], sky_upper[sky_on] = self.sky_regressor_.predict_median_and_upper(
-                X[sky_on], level[sky_on]
+        sky_on = parts["sky"] > 0
+        if sky_on.size and sky_on.all():
+            sky, sky_upper = self.sky_regressor_.predict_median_and_upper_columns(X, level)
+        elif sky_on.any():
+            sky[sky_on], sky_upper[sky_on] = self.sky_regressor_.predict_median_and_upper_columns(
+                X.take(sky_on), level[sky_on]
             )
-        dex = self.extrapolation(X)
+        dex = extrapolation_dex_columns(X, self.fitted_ranges_, self.cost_model_.measured_filters_)
         offset = np.empty(len(X))
         slope = np.empty(len(X))
-        for value in np.unique(level):
+        for value in distinct:
             rows = level == value
-            offset[rows] = self.source_log_offset(float(value))
-            slope[rows] = self.extrapolation_log_slope(float(value))
+            offset[rows], slope[rows] = self._source_bound(float(value))
         # Catalog content and the filter's photon cost are the cost model's; the sky photons
         # and exposure, what the sky correction learned from production jobs.
-        source_dex = dex[list(SOURCE_DIMENSIONS)].max(axis=1).to_numpy()
-        sky_dex = dex[list(SKY_DIMENSIONS)].max(axis=1).to_numpy()
+        source_dex = _largest(dex, SOURCE_DIMENSIONS)
+        sky_dex = _largest(dex, SKY_DIMENSIONS)
         source_ratio = np.exp(offset + slope * source_dex)
         sky_ratio = np.divide(sky_upper, sky, out=np.ones(len(X)), where=sky > 0)
         sky_ratio = sky_ratio * np.exp(slope * sky_dex)
-        return pd.DataFrame(
-            {
-                "source_seconds": source,
-                "sky_seconds": sky,
-                "cpu_seconds_p50": source + sky,
-                "cpu_seconds_upper": source * source_ratio + sky * sky_ratio,
-                "setup_seconds": host * parts["setup"].to_numpy(),
-                "source_upper_ratio": source_ratio,
-                "sky_upper_ratio": sky_ratio,
-                "extrapolation_dex": dex.max(axis=1).to_numpy(),
-                "extrapolation": describe_extrapolation(dex),
-            }
-        )
+        return {
+            "source_seconds": source,
+            "sky_seconds": sky,
+            "cpu_seconds_p50": source + sky,
+            "cpu_seconds_upper": source * source_ratio + sky * sky_ratio,
+            "setup_seconds": host * parts["setup"],
+            "source_upper_ratio": source_ratio,
+            "sky_upper_ratio": sky_ratio,
+            "extrapolation_dex": _largest(dex, DIMENSIONS),
+            "extrapolation": describe_extrapolation(dex),
+        }
+
+    def _source_bound(self, confidence_level: float) -> tuple[float, float]:
+        """:meth:`source_log_offset` and :meth:`extrapolation_log_slope` at a level, each
+        computed once per level: ``source_bounds_`` (filled lazily, emptied by :meth:`fit`)
+        keeps them, as a walltime policy asks for the same few levels in every request."""
+        cache = self.__dict__.setdefault("source_bounds_", {})
+        if confidence_level not in cache:
+            cache[confidence_level] = (
+                self.source_log_offset(confidence_level),
+                self.extrapolation_log_slope(confidence_level),
+            )
+        return cache[confidence_level]
 
     def calibration_scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Calibration scores ``ln(actual / predicted)`` of the production jobs, whether each
@@ -386,21 +407,21 @@ class CPUTimeModel:
         regressor = self.sky_regressor_
         return regressor.conformity_scores_, regressor.score_censored_, regressor.score_groups_
 
-    def calibration_group_of(self, X: pd.DataFrame) -> np.ndarray:
+    def calibration_group_of(self, X: pd.DataFrame | FeatureColumns) -> np.ndarray:
         """Calibration group (e.g. moon up or down) of each job."""
-        return self.sky_regressor_.calibration_group_of(self._frame(X))
+        return self.sky_regressor_.calibration_group_of(self.feature_columns(X))
 
     def upper_seconds_by_source_type(
-        self, X: pd.DataFrame, predicted: pd.DataFrame
+        self, X: pd.DataFrame | FeatureColumns, predicted: pd.DataFrame | dict[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Upper bounds split as PhoSim's checkpoints split a job, on the reference host [s].
 
         Parameters
         ----------
-        X : pandas.DataFrame
+        X : pandas.DataFrame or FeatureColumns
             Features.
-        predicted : pandas.DataFrame
-            :meth:`predict_frame` of ``X``.
+        predicted : pandas.DataFrame or dict
+            :meth:`predict_frame` (or :meth:`predict_columns`) of ``X``.
 
         Returns
         -------
@@ -412,24 +433,24 @@ class CPUTimeModel:
             Upper bound of the CPU every segment pays: the set-up, and faint sources whose
             magnitude bins the features do not give.
         """
-        X = self._frame(X)
+        X = self.feature_columns(X)
         host = self.reference_host_factor_
-        source_ratio = predicted["source_upper_ratio"].to_numpy()
+        source_ratio = np.asarray(predicted["source_upper_ratio"])
         by_type, unplaced = self.cost_model_.source_type_seconds(X)
         by_type = by_type * (host * source_ratio)[:, None]
-        sky = predicted["sky_seconds"].to_numpy() * predicted["sky_upper_ratio"].to_numpy()
+        sky = np.asarray(predicted["sky_seconds"]) * np.asarray(predicted["sky_upper_ratio"])
         moon = moon_sky_fraction(
-            np.clip(X["filter"].fillna(2).to_numpy(dtype=int), 0, 5),
-            X["altitude"].to_numpy(dtype=float),
-            X["moonalt"].to_numpy(dtype=float),
-            X["moonphase"].to_numpy(dtype=float),
-            X["dist2moon"].to_numpy(dtype=float),
-            X["sunalt"].to_numpy(dtype=float),
-            X["airmass"].to_numpy(dtype=float),
+            np.clip(X.number("filter", 2.0).astype(int), 0, 5),
+            X["altitude"],
+            X["moonalt"],
+            X["moonphase"],
+            X["dist2moon"],
+            X["sunalt"],
+            X["airmass"],
         )
         by_type[:, DARK_SKY_TYPES] += (sky * (1.0 - moon) / len(DARK_SKY_TYPES))[:, None]
         by_type[:, MOON_TYPES] += (sky * moon / len(MOON_TYPES))[:, None]
-        every = (predicted["setup_seconds"].to_numpy() + host * unplaced) * source_ratio
+        every = (np.asarray(predicted["setup_seconds"]) + host * unplaced) * source_ratio
         return by_type, every
 
     def extrapolation(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -467,16 +488,25 @@ class CPUTimeModel:
             confidence_level,
         )  # fmt: skip
 
-    def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
-        missing = [c for c in self.feature_names_in_ if c not in X.columns]
+    def feature_columns(self, X: pd.DataFrame | FeatureColumns) -> FeatureColumns:
+        """The model's features of a table as :class:`~cputime.columns.FeatureColumns`,
+        converted once (a ValueError names the missing ones)."""
+        missing = [c for c in self.feature_names_in_ if c not in X]
         if missing:
             raise ValueError(f"features missing: {missing}")
-        return X[list(self.feature_names_in_)].reset_index(drop=True)
+        if isinstance(X, FeatureColumns):
+            return X
+        return FeatureColumns.from_frame(X, self.feature_names_in_)
 
     @property
     def reference_sensor(self) -> str:
         """The sensor the production data were measured on."""
         return "R22_S11"
+
+
+def _largest(dex: dict[str, np.ndarray], names) -> np.ndarray:
+    """Largest distance of each job over the named drivers [dex]."""
+    return np.max(np.column_stack([dex[name] for name in names]), axis=1)
 
 
 def _filter_log_scale(X: pd.DataFrame, log_ratio: np.ndarray, censored: np.ndarray) -> list[float]:

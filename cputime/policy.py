@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cputime.checkpoints import MAX_CHECKPOINTTOTAL, segment_seconds
+from cputime.checkpoints import MAX_CHECKPOINTTOTAL, every_split_seconds, segment_seconds
 from cputime.conformal import kaplan_meier_cdf
 from cputime.durations import format_slurm_time
 
@@ -31,6 +31,7 @@ __all__ = [
     "host_factor_from_reference_factor",
     "walltime_seconds",
     "signal_lead_seconds",
+    "format_slurm_times",
     "loss_minimising_level",
     "plan_walltime",
 ]
@@ -52,6 +53,12 @@ DEFAULT_OVERRESERVE_COST = 0.1
 
 #: Share of the queue limit kept free in every segment, for the host being slower than expected.
 DEFAULT_QUEUE_MARGIN = 0.10
+
+#: Jobs split at once by :func:`plan_walltime` (73 x 73 segments each: ~5 MB a block).
+_SPLIT_BLOCK = 128
+
+#: Segments of each split: ``[T, k]`` is True for ``k <= T``.
+_SPLIT_USED = np.tri(MAX_CHECKPOINTTOTAL + 1, dtype=bool)
 
 
 def thread_speedup(threads: int | np.ndarray, parallel_fraction: float = DEFAULT_PARALLEL_FRACTION):
@@ -249,10 +256,20 @@ class WalltimePlans:
 
     def slurm_times(self) -> list[list[str]]:
         """``--time`` of each segment of each job, ``D-HH:MM:SS``."""
-        return [
-            [format_slurm_time(w) for w in row[: t + 1]]
-            for row, t in zip(self.segment_walltime_seconds, self.checkpointtotal, strict=True)
-        ]
+        walls = self.segment_walltime_seconds
+        used = np.arange(walls.shape[1]) <= self.checkpointtotal[:, None]
+        text = format_slurm_times(walls[used]).tolist()
+        ends = np.cumsum(self.segments).tolist()
+        return [text[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def format_slurm_times(seconds: np.ndarray) -> np.ndarray:
+    """:func:`cputime.durations.format_slurm_time` of each value, as an object array.
+
+    Walltimes are whole minutes, so a table holds few distinct ones: each is formatted once.
+    """
+    distinct, inverse = np.unique(np.asarray(seconds, dtype=float), return_inverse=True)
+    return np.array([format_slurm_time(w) for w in distinct], dtype=object)[inverse.ravel()]
 
 
 def plan_walltime(
@@ -294,9 +311,9 @@ def plan_walltime(
     if queue_max_seconds is not None and queue_max_seconds <= 0:
         raise ValueError(f"queue_max_seconds must be positive, got {queue_max_seconds}")
 
-    def walls(total: int, rows: np.ndarray) -> np.ndarray:
+    def walls(cpu_seconds: np.ndarray) -> np.ndarray:
         return walltime_seconds(
-            segment_seconds(types[rows], every[rows], total),
+            cpu_seconds,
             host_factor=host_factor,
             threads=threads,
             setup_seconds=setup_seconds,
@@ -305,35 +322,43 @@ def plan_walltime(
 
     limit = np.inf if queue_max_seconds is None else queue_max_seconds * (1.0 - queue_margin)
     plan = np.full((n, MAX_CHECKPOINTTOTAL + 1), np.nan)
+    plan[:, :1] = walls(segment_seconds(types, every, 0))
     chosen = np.zeros(n, dtype=int)
-    best = np.full(n, np.inf)
-    pending = np.ones(n, dtype=bool)
-    for total in range(MAX_CHECKPOINTTOTAL + 1):
-        rows = np.flatnonzero(pending)
-        if rows.size == 0:
-            break
-        split = walls(total, rows)
-        longest = split.max(axis=1)
-        # Keep the first split that fits, else the one with the shortest longest segment.
-        take = (longest <= limit) | (longest < best[rows])
-        plan[rows[take]] = np.nan
-        plan[rows[take], : total + 1] = split[take]
-        chosen[rows[take]] = total
-        best[rows] = np.minimum(best[rows], longest)
-        pending[rows[longest <= limit]] = False
+    best = plan[:, 0].copy()
+    fits = best <= limit
+    # Jobs that one batch job does not fit: every split at once, a block of jobs at a time
+    # (73 x 73 segments a job). Keep the first split that fits, else the first one with the
+    # shortest longest segment.
+    split = np.flatnonzero(~fits)
+    for block in np.array_split(split, -(-split.size // _SPLIT_BLOCK)) if split.size else ():
+        wall = walls(every_split_seconds(types[block], every[block]))
+        longest = np.max(np.where(_SPLIT_USED, wall, -np.inf), axis=2)
+        ok = longest <= limit
+        any_ok = ok.any(axis=1)
+        total = np.where(any_ok, np.argmax(ok, axis=1), np.argmin(longest, axis=1))
+        plan[block] = wall[np.arange(block.size), total]
+        chosen[block] = total
+        best[block] = longest.min(axis=1)
+        fits[block] = any_ok
     advice = np.full(n, "", dtype=object)
-    for i in np.flatnonzero(pending):
-        advice[i] = _advice(
-            float(best[i]),
-            limit,
-            float(queue_max_seconds),
-            threads,
-            parallel_fraction,
-            setup_seconds,
-            queue_margin,
-        )
+    pending = ~fits
+    if pending.any():  # one text per distinct longest segment (whole minutes: few)
+        distinct, inverse = np.unique(best[pending], return_inverse=True)
+        texts = [
+            _advice(
+                float(longest),
+                limit,
+                float(queue_max_seconds),
+                threads,
+                parallel_fraction,
+                setup_seconds,
+                queue_margin,
+            )
+            for longest in distinct
+        ]
+        advice[pending] = np.array(texts, dtype=object)[inverse.ravel()]
     return WalltimePlans(
-        checkpointtotal=chosen, segment_walltime_seconds=plan, fits_queue=~pending, advice=advice
+        checkpointtotal=chosen, segment_walltime_seconds=plan, fits_queue=fits, advice=advice
     )
 
 

@@ -11,6 +11,7 @@ import cputime
 from cputime.checkpoints import (
     MAX_CHECKPOINTTOTAL,
     N_SOURCE_TYPES,
+    every_split_seconds,
     segment_first_types,
     segment_of_source_type,
     segment_seconds,
@@ -102,3 +103,15 @@ def test_no_planned_segment_is_shorter_than_phosims_split_of_the_prediction(mode
             assert (planned >= split).all(), (queue_hours, total)
         fits = plans.fits_queue
         assert (plans.walltime_seconds[fits] <= 0.9 * queue_hours * 3600.0).all()
+
+
+def test_every_split_at_once_equals_each_split():
+    rng = np.random.default_rng(0)
+    types, setup = rng.exponential(100.0, (20, N_SOURCE_TYPES)), rng.exponential(50.0, 20)
+    every = every_split_seconds(types, setup)
+    assert every.shape == (20, MAX_CHECKPOINTTOTAL + 1, MAX_CHECKPOINTTOTAL + 1)
+    for total in range(MAX_CHECKPOINTTOTAL + 1):
+        np.testing.assert_array_equal(
+            every[:, total, : total + 1], segment_seconds(types, setup, total)
+        )
+        assert np.isnan(every[:, total, total + 1 :]).all()

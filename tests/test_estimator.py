@@ -141,3 +141,19 @@ def test_monotone_constraints():
     assert np.all(np.diff(model.predict(grid)) >= 0)
     with pytest.raises(ValueError, match="unknown features"):
         small(monotone_constraints={"nope": 1}).fit(X, y, censored)
+
+
+def test_offsets_of_other_levels_are_computed_once_and_follow_new_scores():
+    X, y, censored, _ = synthetic(n=300)
+    model = small(cv="split").fit(X[:200], y[:200], censored[:200])
+    model.conformalize(X[200:250], y[200:250], censored[200:250])
+    first = model.predict_upper(X, 0.8)
+    assert set(model.level_offsets_) == {0.8}
+    assert model.level_offsets_[0.8] == model._offsets(0.8)
+    np.testing.assert_array_equal(model.predict_upper(X, 0.8), first)
+    # New scores, new offsets: the cached level is not reused.
+    model.conformalize(X[250:], y[250:], censored[250:])
+    assert model.level_offsets_ == {}
+    again = model.predict_upper(X, 0.8)
+    assert model.level_offsets_[0.8] == model._offsets(0.8)
+    assert not np.array_equal(again, first)
