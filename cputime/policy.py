@@ -310,6 +310,12 @@ def plan_walltime(
     every = np.broadcast_to(np.asarray(every_segment_seconds_upper, dtype=float), (n,))
     if queue_max_seconds is not None and queue_max_seconds <= 0:
         raise ValueError(f"queue_max_seconds must be positive, got {queue_max_seconds}")
+    bad = ~(np.isfinite(types).all(axis=1) & np.isfinite(every))
+    if bad.any():
+        raise ValueError(
+            f"walltime: the CPU upper bound of job {int(np.flatnonzero(bad)[0])} is not finite "
+            "(a confidence level the calibration cannot support, or damaged calibration numbers)"
+        )
 
     def walls(cpu_seconds: np.ndarray) -> np.ndarray:
         return walltime_seconds(

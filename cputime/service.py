@@ -210,11 +210,14 @@ def trial_prediction(served: ServedModel) -> None:
     from cputime.features import read_visit_table, visit_features
 
     features = visit_features(read_visit_table(PROBE_VISITS), source="probe")
-    table = _predict_table(served, features, PlanOptions())
-    numbers = table[["cpu_seconds_p50", "cpu_seconds_upper", "walltime_seconds"]].to_numpy(float)
-    if len(table) != len(features) or not (np.isfinite(numbers).all() and (numbers > 0).all()):
-        raise ValueError(f"trial prediction of {served.version} gave non-finite or non-positive "
-                         "times")
+    # The default walltime level and the model's own fixed level: each reads other numbers.
+    for level in (None, served.loaded.model.confidence_level):
+        table = _predict_table(served, features, PlanOptions(confidence=level))
+        numbers = table[["cpu_seconds_p50", "cpu_seconds_upper", "walltime_seconds"]]
+        numbers = numbers.to_numpy(float)
+        if len(table) != len(features) or not (np.isfinite(numbers).all() and (numbers > 0).all()):
+            raise ValueError(f"trial prediction of {served.version} gave non-finite or "
+                             "non-positive times")
 
 
 def _load(settings: ServiceSettings) -> ServedModel:
@@ -318,7 +321,8 @@ class PlanOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     confidence: float | None = Field(
-        None, gt=0, lt=1, description="coverage of the upper bound (default: the model's)"
+        None, gt=0, lt=1,
+        description="fixed coverage of the upper bound (default: the least-CPU-lost level)",
     )
     queue_max_seconds: float | None = Field(
         None, gt=0, description="queue walltime limit [s]; longer jobs become checkpointed segments"
@@ -612,16 +616,30 @@ def _settle(future: asyncio.Future, *, result=None, error: Exception | None = No
 
 
 def _predict_visit_jobs(served: ServedModel, group: list) -> list[str]:
-    """The rows (JSON) of each (job, visits) piece of a group sharing sensors and options."""
-    from cputime.features import visit_features
+    """The rows (JSON) of each (job, visits) piece of a group sharing sensors and options.
+
+    Through :func:`cputime.predictions.predict_visits`, the path that builds no pandas object
+    (the same numbers as the table path, serialised as pandas' JSON records are).
+    """
+    from pandas.io.json import ujson_dumps
+
+    from cputime.predictions import predict_visits
 
     first = group[0][0]
-    visits = pd.DataFrame([visit for _, piece in group for visit in piece])
-    features = visit_features(visits, list(first.sensors) or None, source="visits")
-    table = _predict_table(served, features, first.options)
+    options = first.options
+    rows = predict_visits(
+        served.loaded.model,
+        [visit for _, piece in group for visit in piece],
+        list(first.sensors) or None,
+        confidence_level=options.confidence,
+        host_factor=options.host_factor,
+        threads=options.threads,
+        queue_max_seconds=options.queue_max_seconds,
+        model_version=served.version,
+    )
     sizes = (len(piece) * max(1, len(first.sensors)) for _, piece in group)
     bounds = itertools.accumulate(sizes, initial=0)
-    return [table.iloc[a:b].to_json(orient="records") for a, b in itertools.pairwise(bounds)]
+    return [ujson_dumps(rows[a:b], double_precision=10) for a, b in itertools.pairwise(bounds)]
 
 
 @router.post("/v1/predict/catalog", response_model=PredictResponse,
