@@ -32,7 +32,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -190,46 +189,16 @@ def bench_cputime(args) -> dict:
         stop(proc)
 
 
-PYFUNC_CODE = '''
-import mlflow.pyfunc
-from mlflow.models import set_model
-
-
-class CPUTimePyfunc(mlflow.pyfunc.PythonModel):
-    """cputime's predict path (visit_features + predict_jobs) as an MLflow pyfunc."""
-
-    def load_context(self, context):
-        from cputime.registry import resolve_model
-
-        self.loaded = resolve_model(context.artifacts.get("model_dir"))
-
-    def predict(self, context, model_input, params=None):
-        from cputime.features import visit_features
-        from cputime.predictions import predict_jobs
-
-        features = visit_features(model_input, None, source="visits")
-        return predict_jobs(self.loaded.model, features, model_version=self.loaded.version)
-
-
-set_model(CPUTimePyfunc())
-'''
-
-
 def bench_mlflow(args) -> dict:
     """``mlflow models serve`` on the same model, or why it could not run."""
     try:
-        import mlflow.pyfunc
-
-        from cputime.registry import default_model_dir
+        from cputime.registry import default_model_dir, save_mlflow_model
     except ImportError as err:
         return {"server": "mlflow models serve", "skipped": f"mlflow not importable: {err}"}
     work = Path(tempfile.mkdtemp(prefix="cputime-mlflow-"))
-    code = work / "cputime_pyfunc.py"
-    code.write_text(textwrap.dedent(PYFUNC_CODE))
     model_dir = Path(args.model) if args.model else default_model_dir()
-    try:
-        mlflow.pyfunc.save_model(str(work / "pyfunc"), python_model=str(code),
-                                 artifacts={"model_dir": str(model_dir)})
+    try:  # the registry's own MLflow Model of the same model folder (models-from-code)
+        save_mlflow_model(model_dir, work / "pyfunc")
     except Exception as err:  # mlflow-skinny may lack what save_model needs
         return {"server": "mlflow models serve",
                 "skipped": f"could not save the pyfunc model: {type(err).__name__}: {err}"}

@@ -169,9 +169,10 @@ QUOTED = [
     ("feature-extraction-on-a-cluster.md",
      r"took ([\d.]+) s of wall time and ([\d,]+) MB peak memory .*?about ([\d.]+) times",
      "catalog.json",
-     ["features_189_sensors_wall_s", "features_peak_rss_mb", "features_over_zcat"]),
+     [f"catalogs.dc2.{key}" for key in (
+         "features_189_sensors_wall_s", "features_peak_rss_mb", "features_over_zcat")]),
     ("feature-extraction-on-a-cluster.md", r"\(([\d,]+) MB\s+compressed\)", "catalog.json",
-     ["compressed_mb"]),
+     ["catalogs.dc2.compressed_mb"]),
     ("service.md", r"p99 latency \| (\d+) / (\d+) / (\d+) ms \| (\d+) / (\d+) / (\d+) ms",
      "service.json",
      [f"{server}.single_visit.latency_ms.{q}" for server in ("cputime", "mlflow")
