@@ -322,4 +322,41 @@ def load_cputime_model(directory: str | Path) -> tuple[Any, dict[str, Any]]:
         raise InputError(
             f"{meta_path}: malformed model metadata ({type(exc).__name__}: {exc})"
         ) from None
+    _check_numbers(model, meta_path)
     return model, metadata
+
+
+def _check_numbers(model: Any, meta_path: Path) -> None:
+    """Refuse a model whose numbers no fit could give (a damaged or edited metadata file): one
+    line naming the field, instead of a traceback or nonsense walltimes later."""
+
+    def bad(field: str, value: Any, why: str) -> InputError:
+        return InputError(f"{meta_path}: {field}: {value!r} {why}")
+
+    level = model.confidence_level
+    if not 0.0 < level < 1.0:
+        raise bad("extra.cputime_model.confidence_level", level, "is not in (0, 1)")
+    host = model.reference_host_factor_
+    if not (isinstance(host, float) and np.isfinite(host) and host > 0):
+        raise bad("prior.reference_host_factor", host, "is not a positive number")
+    for name, value in model.cost_model_.parameters_.items():
+        if not isinstance(value, int | float) or not np.isfinite(value):
+            raise bad(f"prior.cost_model.parameters.{name}", value, "is not a finite number")
+        if not name.startswith("log_") and value <= 0:
+            raise bad(f"prior.cost_model.parameters.{name}", value, "is not positive")
+    scale = model.sky_filter_log_scale_
+    if scale is not None and (len(scale) != 6 or not np.isfinite(np.asarray(scale, float)).all()):
+        raise bad("prior.filter_log_scale", scale, "is not 6 finite numbers (one per filter)")
+    n = len(model.source_scores_)
+    if len(model.source_censored_) != n or len(model.source_extrapolation_dex_) != n:
+        raise bad("extra.cputime_model.source_scores", n, "scores, not one per run")
+    if not np.isfinite(model.source_scores_).all():
+        raise bad("extra.cputime_model.source_scores", "...", "holds a non-finite score")
+    regressor = model.sky_regressor_
+    offsets = [regressor.upper_log_offset_, *regressor.group_log_offsets_.values()]
+    with np.errstate(over="ignore"):
+        usable = np.isfinite(np.exp(np.asarray(offsets, dtype=float))).all()
+    if not usable:
+        raise bad("calibration.upper_log_offset", offsets, "is not a usable offset")
+    if len(regressor.score_censored_) != len(regressor.conformity_scores_):
+        raise bad("calibration.conformity_scores", "...", "do not match the censored flags")

@@ -92,3 +92,33 @@ def test_training_data_hash_is_stable():
     assert modelio.training_data_hash(table) == modelio.training_data_hash(table.copy())
     assert modelio.training_data_hash(table) != modelio.training_data_hash(table.iloc[::-1])
     assert len(modelio.training_data_hash(table)) == 64
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("extra", "cputime_model", "confidence_level"), 1e300, "confidence_level"),
+        (("prior", "reference_host_factor"), -5.0, "prior.reference_host_factor"),
+        (("prior", "cost_model", "parameters", "seconds_per_star_photon"), "x",
+         "parameters.seconds_per_star_photon"),
+        (("prior", "filter_log_scale"), [1.0], "prior.filter_log_scale"),
+        (("extra", "cputime_model", "source_scores"), [0.1], "source_scores"),
+        (("calibration", "upper_log_offset"), 1e300, "calibration.upper_log_offset"),
+    ],
+)
+def test_edited_model_numbers_are_refused_naming_the_field(tmp_path, path, value, field):
+    import shutil
+
+    from cputime.registry import default_model_dir
+
+    folder = tmp_path / "edited"
+    shutil.copytree(default_model_dir(), folder)  # real files, not the package's links
+    metadata = json.loads((folder / "metadata.json").read_text())
+    node = metadata
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(InputError, match=field.replace(".", r"\.")) as raised:
+        modelio.load_cputime_model(folder)
+    assert "\n" not in str(raised.value)
