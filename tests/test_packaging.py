@@ -6,8 +6,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import venv
 import zipfile
 from pathlib import Path
@@ -99,6 +102,41 @@ def test_installed_wheel_predicts_from_any_folder(wheel, tmp_path):
     assert table.loc[0, "cpu_seconds_upper"] >= table.loc[0, "cpu_seconds_p50"] > 0
     assert table.loc[0, "model_version"] != ""
 
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([env_dir / "bin" / "cputime", *argv], cwd=work, env=environment,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    # A campaign from an OpSim export, and training with the shipped catalog runs.
+    shutil.copy(ROOT / "tests" / "data" / "opsim_visits_sample.csv", work / "opsim.csv")
+    planned = run("plan", "opsim.csv", "--visits", "1637,185880", "--queue-max", "2880", "-o", "plan")
+    assert planned.returncode == 0, planned.stderr
+    assert (work / "plan" / "plan.png").exists()
+    pd.read_csv(ROOT / "features" / "twinkles_run1.csv").iloc[:120].to_csv(work / "jobs.csv")
+    trained = run("train", "jobs.csv", "--target", "cpu_seconds_ref", "--censored-col",
+                  "censored", "--out", "mine")  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert (work / "mine" / "booster.json").exists()
+    # The service starts from the installed package and answers.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([env_dir / "bin" / "cputime", "serve", "--port", str(port)],
+                              cwd=work, env=environment, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.3)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
 
 #: Packages of the extras ([mlflow], [service], [plots], [parsl]), absent from a core install.
 EXTRA_PACKAGES = ("mlflow", "sqlalchemy", "alembic", "fastapi", "uvicorn", "starlette",
@@ -106,6 +144,8 @@ EXTRA_PACKAGES = ("mlflow", "sqlalchemy", "alembic", "fastapi", "uvicorn", "star
 
 _WITHOUT_EXTRAS = """
 import sys
+import time
+import urllib.request
 
 
 class NoExtras:
