@@ -108,7 +108,8 @@ def test_installed_wheel_predicts_from_any_folder(wheel, tmp_path):
 
     # A campaign from an OpSim export, and training with the shipped catalog runs.
     shutil.copy(ROOT / "tests" / "data" / "opsim_visits_sample.csv", work / "opsim.csv")
-    planned = run("plan", "opsim.csv", "--visits", "1637,185880", "--queue-max", "2880", "-o", "plan")
+    planned = run("plan", "opsim.csv", "--visits", "1637,185880", "--queue-max", "2880",
+                  "-o", "plan")  # fmt: skip
     assert planned.returncode == 0, planned.stderr
     assert (work / "plan" / "plan.png").exists()
     pd.read_csv(ROOT / "features" / "twinkles_run1.csv").iloc[:120].to_csv(work / "jobs.csv")
