@@ -135,9 +135,9 @@ def _predict_columns(
     ``sky_seconds_p50``), one value per
     row of ``X``; see :func:`predict_jobs` for the parameters."""
 
-    def plan(levels: np.ndarray):
-        predicted = model.predict_columns(X, levels)
-        by_type, every_segment = model.upper_seconds_by_source_type(X, predicted)
+    def plan(rows: FeatureColumns, levels: np.ndarray):
+        predicted = model.predict_columns(rows, levels)
+        by_type, every_segment = model.upper_seconds_by_source_type(rows, predicted)
         plans = plan_walltime(
             by_type,
             every_segment,
@@ -151,22 +151,30 @@ def _predict_columns(
 
     if confidence_level is not None:
         levels = np.full(len(X), float(confidence_level))
-        predicted, plans = plan(levels)
+        predicted, plans = plan(X, levels)
     else:
         levels = walltime_levels(model, X, overreserve_cost=overreserve_cost)
-        predicted, plans = plan(levels)
+        predicted, plans = plan(X, levels)
         if (plans.segments > 1).any():
             # A checkpointed job's kill loses one segment, not the whole job: the heaviest
             # segment's share of the job is what a kill can cost, and a lower level pays off.
             walls = plans.segment_walltime_seconds
             share = np.nanmax(walls, axis=1) / np.nansum(walls, axis=1)
-            levels = walltime_levels(
+            again = walltime_levels(
                 model,
                 X,
                 overreserve_cost=overreserve_cost,
                 kill_cost=np.where(plans.segments > 1, share, 1.0),
             )
-            predicted, plans = plan(levels)
+            # Only the jobs whose level changed are planned again.
+            changed = np.flatnonzero(again != levels)
+            if changed.size:
+                replanned_columns, replanned = plan(X.take(changed), again[changed])
+                for name, values in replanned_columns.items():
+                    predicted[name] = np.array(predicted[name], copy=True)
+                    predicted[name][changed] = values
+                plans = plans.replace_rows(changed, replanned)
+                levels = again
     walltime = plans.walltime_seconds
     return {
         "cpu_seconds_p50": np.round(predicted["cpu_seconds_p50"], 1),
