@@ -98,6 +98,13 @@ def feature_reference(features: pd.DataFrame, columns) -> dict[str, object]:
     return reference
 
 
+def _psi(actual: np.ndarray, expected: np.ndarray) -> float:
+    """``sum((a - e) * ln(a / e))`` over bins, shares clipped to a small epsilon [unitless]."""
+    actual = np.clip(actual, _EPS, None)
+    expected = np.clip(expected, _EPS, None)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
 def category_psi(values: np.ndarray, shares: dict[str, float]) -> float:
     """PSI of discrete ``values`` against reference category shares.
 
@@ -117,9 +124,7 @@ def category_psi(values: np.ndarray, shares: dict[str, float]) -> float:
     expected = np.array([*shares.values(), 0.0])
     actual = np.array([observed.get(k, 0.0) for k in shares] + [
         float(observed[~observed.index.isin(list(shares))].sum())])  # fmt: skip
-    expected = np.clip(expected, _EPS, None)
-    actual = np.clip(actual, _EPS, None)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
+    return _psi(actual, expected)
 
 
 def population_stability_index(
@@ -158,9 +163,7 @@ def population_stability_index(
     expected = np.diff([0.0, *[cdf[e] for e in edges], 1.0])
     counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(expected))
     actual = counts / values.size
-    expected = np.clip(expected, _EPS, None)
-    actual = np.clip(actual, _EPS, None)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
+    return _psi(actual, expected)
 
 
 def feature_drift(features: pd.DataFrame, summary: dict[str, object]) -> pd.DataFrame:
