@@ -28,14 +28,16 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import httpx
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-CATALOG = REPO / "tests" / "data" / "phosim_runs" / "base" / "catalog.txt"
+sys.path.insert(0, str(REPO / "tests"))
+
+from upload_synth import big_catalog_gzip  # noqa: E402
+
 VISIT = {"obshistid": 230, "filter": 2, "altitude": 66.3, "moonalt": -20.5, "moonphase": 12.0,
          "dist2moon": 120.0, "sunalt": -35.0, "vistime": 33, "nsnap": 2, "seeing": 0.7}
 
@@ -56,15 +58,6 @@ def _percentiles(seconds: list[float]) -> dict:
     return {"n": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 1),
             "p99_ms": round(float(np.percentile(ms, 99)), 1),
             "max_ms": round(float(ms.max()), 1)}
-
-
-def _big_catalog_gzip() -> bytes:
-    line = b"object 1 53.01 -27.44 17.8 flatlambda.txt 0 0 0 0 0 0 point none none\n"
-    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
-    block = line * (1 << 16)
-    parts = [packer.compress(CATALOG.read_bytes())]
-    parts += [packer.compress(block) for _ in range((250 << 20) // len(block))]
-    return b"".join(parts) + packer.flush()
 
 
 def main() -> None:
@@ -115,7 +108,7 @@ def main() -> None:
         thread.join()
         rss_fan_out = _peak_rss_mb(proc.pid)
         start = time.perf_counter()
-        upload = client.post("/v1/predict/catalog?sensors=R22_S11", content=_big_catalog_gzip())
+        upload = client.post("/v1/predict/catalog?sensors=R22_S11", content=big_catalog_gzip())
         upload_seconds = time.perf_counter() - start
         result = {
             "cores": os.cpu_count(),

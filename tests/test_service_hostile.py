@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from test_service import CATALOG, VISITS, Server
+from upload_synth import big_catalog_gzip
 
 GIB = 1 << 30
 
@@ -84,17 +85,6 @@ def test_small_gzip_of_250_mb_of_comment_lines_is_refused_with_bounded_memory(se
     assert "100000 lines other than object lines (max_catalog_lines)" in assert_one_shape(response)
     assert time.monotonic() - start < 10
     assert peak_rss(server.proc) < GIB
-
-
-def big_catalog_gzip() -> bytes:
-    """250 MB of object lines after the base catalog (under the default 256 MB limit), as a
-    0.9 MB gzip."""
-    line = b"object 1 53.01 -27.44 17.8 flatlambda.txt 0 0 0 0 0 0 point none none\n"
-    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
-    block = line * (1 << 16)
-    parts = [packer.compress(CATALOG.read_bytes())]
-    parts += [packer.compress(block) for _ in range((250 << 20) // len(block))]
-    return b"".join(parts) + packer.flush()
 
 
 def test_largest_catalog_upload_is_read_within_memory():
