@@ -6,9 +6,10 @@ Without CATALOG, two synthetic catalogs of N objects (default 2,000,000) are wri
 ``make_catalog.py`` (kept for later runs): ``dc2`` (one gzip file, 70 % sersic2d) and ``points``
 (85 % point sources with long SED paths, in two ``gzip -1`` object files pulled in with
 ``includeobj``). For each, every repeat times ``zcat | wc -l`` over all its files, then a fresh
-Python process that streams every object with :func:`cputime.catalog.iter_object_chunks` (wall
+Python process that streams every object with :func:`cputime.inputs.catalog.iter_object_chunks`
+(wall
 time, CPU time and peak RSS from ``resource.getrusage`` in that process), then a fresh process
-that computes the features of all 189 sensors with :func:`cputime.features.catalog_features`
+that computes the features of all 189 sensors with :func:`cputime.physics.features.catalog_features`
 (what ``cputime features FILE`` does). The runs are interleaved so that they see the same machine
 load; the best of the repeats is reported. A profile of one 8 MiB chunk of each catalog gives
 the CPU cost of each step per MB of text. Results go to benchmarks/results/catalog.json.
@@ -37,7 +38,7 @@ print(json.dumps({"wall_s": time.perf_counter() - wall, "cpu_s": time.process_ti
 """
 READER = """
 import json, resource, sys, time
-from cputime.catalog import iter_object_chunks
+from cputime.inputs.catalog import iter_object_chunks
 wall, cpu = time.perf_counter(), time.process_time()
 n_objects = n_points = 0
 for chunk in iter_object_chunks(sys.argv[1]):
@@ -46,7 +47,7 @@ for chunk in iter_object_chunks(sys.argv[1]):
 """ + _REPORT
 FEATURES = """
 import json, resource, sys, time
-from cputime.features import catalog_features
+from cputime.physics.features import catalog_features
 wall, cpu = time.perf_counter(), time.process_time()
 table = catalog_features(sys.argv[1], "all")
 n_objects, n_points = int(table["n_objects"].sum()), int(table["n_stars"].sum())
@@ -56,8 +57,9 @@ PROFILE = """
 import json, sys, time, zlib
 import numpy as np
 import pyarrow as pa
-from cputime import catalog, focalplane
-from cputime.features import _SensorAccumulator
+from cputime.inputs import catalog
+from cputime.inputs import focalplane
+from cputime.physics.features import _SensorAccumulator
 raw = open(sys.argv[1], "rb").read(8 << 20)
 unzip = lambda: zlib.decompressobj(wbits=31).decompress(raw, catalog.DEFAULT_CHUNK_BYTES)
 text = unzip()
@@ -96,7 +98,7 @@ print(json.dumps(out))
 
 def catalog_files(path: Path) -> list[Path]:
     """The catalog and the ``includeobj`` files its header names."""
-    from cputime.catalog import read_header
+    from cputime.inputs.catalog import read_header
 
     return [path, *read_header(path).includes]
 

@@ -33,12 +33,12 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from sacct_synth import host_factors_csv, synthetic_sacct  # noqa: E402
 
-from cputime.focalplane import SENSOR_NAMES  # noqa: E402
-from cputime.hosts import read_host_factors  # noqa: E402
-from cputime.ingest import FeatureSource, ingest  # noqa: E402
-from cputime.retrain import retrain  # noqa: E402
-from cputime.runs import RunsStore  # noqa: E402
-from cputime.training import load_runs_table  # noqa: E402
+from cputime.inputs.focalplane import SENSOR_NAMES  # noqa: E402
+from cputime.runs.hosts import read_host_factors  # noqa: E402
+from cputime.runs.ingest import FeatureSource, ingest  # noqa: E402
+from cputime.runs.retrain import retrain  # noqa: E402
+from cputime.runs.store import RunsStore  # noqa: E402
+from cputime.runs.training import load_runs_table  # noqa: E402
 
 
 def main() -> None:

@@ -72,8 +72,8 @@ def measure(n_visits: int, calls: int, repeats: int) -> dict:
     import pandas as pd
 
     import cputime
-    from cputime import predictions
-    from cputime.features import visit_features
+    from cputime.physics.features import visit_features
+    from cputime.planning import predictions
 
     model = cputime.load_model(str(MODEL))
     table = pd.read_csv(TWINKLES)

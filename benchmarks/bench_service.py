@@ -175,7 +175,7 @@ def run_loads(port, path, make_body, args) -> dict:
 
 def bench_cputime(args) -> dict:
     port = _free_port()
-    command = [sys.executable, "-m", "cputime.cli", "serve", "--port", str(port),
+    command = [sys.executable, "-m", "cputime", "serve", "--port", str(port),
                "--no-access-log", "--workers", str(args.workers),
                "--max-body-bytes", str(64 * 1024 * 1024)]
     if args.model:
@@ -192,7 +192,7 @@ def bench_cputime(args) -> dict:
 def bench_mlflow(args) -> dict:
     """``mlflow models serve`` on the same model, or why it could not run."""
     try:
-        from cputime.registry import default_model_dir, save_mlflow_model
+        from cputime.runs.registry import default_model_dir, save_mlflow_model
     except ImportError as err:
         return {"server": "mlflow models serve", "skipped": f"mlflow not importable: {err}"}
     work = Path(tempfile.mkdtemp(prefix="cputime-mlflow-"))

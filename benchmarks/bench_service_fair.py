@@ -70,7 +70,7 @@ def main() -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     load_before = os.getloadavg()
-    proc = subprocess.Popen([sys.executable, "-m", "cputime.cli", "serve", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "cputime", "serve", "--port", str(port),
                              "--no-access-log"], stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60

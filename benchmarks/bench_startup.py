@@ -4,8 +4,9 @@ Usage: ``python benchmarks/bench_startup.py [--repeats R] [--output FILE]``
 
 - ``cputime --help`` and an argument error (``cputime predict``), each in a fresh process, beside
   ``python -c pass`` (the interpreter's own start-up); and which heavy libraries
-  ``import cputime.cli`` loads.
-- :func:`cputime.features.visit_features` on 10,000 visits (the Twinkles Run 1 table repeated).
+  ``import cputime.frontends.cli`` loads.
+- :func:`cputime.physics.features.visit_features` on 10,000 visits (the Twinkles Run 1 table
+repeated).
 
 The processes run in the repository holding this script, so they time its code (to time an
 older checkout, copy the script into that checkout's benchmarks/ and run it there).
@@ -43,8 +44,8 @@ def best_wall(argv: list[str], repeats: int) -> float:
 
 
 def heavy_imports() -> list[str]:
-    """Heavy libraries in sys.modules after ``import cputime.cli``."""
-    code = ("import json, sys, cputime.cli; "
+    """Heavy libraries in sys.modules after ``import cputime.frontends.cli``."""
+    code = ("import json, sys, cputime.frontends.cli; "
             f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=HERE.parent).stdout
@@ -55,7 +56,7 @@ def time_visit_features(repeats: int) -> float:
     """Best wall time [s] of visit_features on N_VISITS visits."""
     import pandas as pd
 
-    from cputime.features import read_visit_table, visit_features
+    from cputime.physics.features import read_visit_table, visit_features
 
     one = read_visit_table(TWINKLES)
     visits = pd.concat([one] * (N_VISITS // len(one) + 1), ignore_index=True).head(N_VISITS)
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", type=Path, default=HERE / "results" / "startup.json")
     args = parser.parse_args(argv)
-    cli = [sys.executable, "-m", "cputime.cli"]
+    cli = [sys.executable, "-m", "cputime"]
     result = {
         "targets": TARGETS,
         "python_c_pass_s": best_wall([sys.executable, "-c", "pass"], args.repeats),

@@ -1,4 +1,5 @@
-"""Agreement of cputime.sky with OpSim v3's own sky brightness, and a refit of its constants.
+"""Agreement of cputime.physics.sky with OpSim v3's own sky brightness, and a refit of its
+constants.
 
 Usage: ``python benchmarks/sky_accuracy.py [OPSIM_CSV]``
 
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from cputime import sky
+from cputime.physics import sky
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path("/work/shared/data/twinkles_run1/opsim_visits_train.csv")

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 from cputime.errors import InputError
 
 if TYPE_CHECKING:
-    from cputime.catalog import read_catalog, read_header
-    from cputime.features import catalog_features, visit_features
-    from cputime.model import CPUTimeModel
-    from cputime.policy import plan_walltime
-    from cputime.predictions import predict_jobs
+    from cputime.inputs.catalog import read_catalog, read_header
+    from cputime.model.composite import CPUTimeModel
+    from cputime.physics.features import catalog_features, visit_features
+    from cputime.planning.policy import plan_walltime
+    from cputime.planning.predictions import predict_jobs
 
 __version__ = "0.1.0"
 
@@ -43,13 +43,13 @@ __all__ = [
 
 #: Public name -> module that defines it, imported when the name is first used.
 _LAZY = {
-    "read_catalog": "cputime.catalog",
-    "read_header": "cputime.catalog",
-    "catalog_features": "cputime.features",
-    "visit_features": "cputime.features",
-    "CPUTimeModel": "cputime.model",
-    "plan_walltime": "cputime.policy",
-    "predict_jobs": "cputime.predictions",
+    "read_catalog": "cputime.inputs.catalog",
+    "read_header": "cputime.inputs.catalog",
+    "catalog_features": "cputime.physics.features",
+    "visit_features": "cputime.physics.features",
+    "CPUTimeModel": "cputime.model.composite",
+    "plan_walltime": "cputime.planning.policy",
+    "predict_jobs": "cputime.planning.predictions",
 }
 
 
@@ -68,6 +68,6 @@ def __dir__() -> list[str]:
 
 def load_model(spec: str | None = None, *, tracking_uri: str | None = None) -> CPUTimeModel:
     """Load a model: None for the shipped default, a folder, or ``models:/NAME@ALIAS``."""
-    from cputime.registry import resolve_model
+    from cputime.runs.registry import resolve_model
 
     return resolve_model(spec, tracking_uri=tracking_uri).model

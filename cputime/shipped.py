@@ -20,6 +20,7 @@ SHIPPED = {
     "twinkles_run1": "twinkles_run1.csv",  # features/twinkles_run1.csv: Twinkles training table
     "twinkles_run1_train": "twinkles_run1_train.csv",  # the 2016 table as published
     "twinkles_host_factors": "twinkles_host_factors.csv",
+    "probe_visits": "probe_visits.csv",  # the service's trial prediction of a new champion
 }
 
 

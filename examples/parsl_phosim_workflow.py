@@ -1,7 +1,8 @@
 """PhoSim jobs through Parsl, with the walltime (and checkpoint segments) that cputime predicts.
 
 Each (visit, sensor) becomes a Parsl ``bash_app`` call whose ``walltime=`` (Parsl kills the task
-when it runs longer) comes from :func:`cputime.workflow.parsl_kwargs_of_row`. A job too long for
+when it runs longer) comes from :func:`cputime.frontends.workflow.parsl_kwargs_of_row`. A job too
+long for
 the queue limit runs as a chain of checkpoint segments: segment ``k`` waits for segment ``k - 1``
 (``inputs=[previous]``) and gets ``checkpointcount k`` in its commands.
 
@@ -27,12 +28,12 @@ from parsl.config import Config
 from parsl.dataflow.dflow import DataFlowKernel
 from parsl.executors import ThreadPoolExecutor
 
-from cputime.batch import features_of_many, load_parsl_config
 from cputime.durations import parse_slurm_time
-from cputime.focalplane import parse_sensors
-from cputime.predictions import predict_jobs
-from cputime.registry import resolve_model
-from cputime.workflow import parsl_kwargs_of_row
+from cputime.frontends.batch import features_of_many, load_parsl_config
+from cputime.frontends.workflow import parsl_kwargs_of_row
+from cputime.inputs.focalplane import parse_sensors
+from cputime.planning.predictions import predict_jobs
+from cputime.runs.registry import resolve_model
 
 STAND_IN = (
     "echo phosim {catalog} -s {sensor} -t {threads} "

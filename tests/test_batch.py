@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cputime.batch import features_of_many, part_path
-from cputime.cli import main
 from cputime.errors import InputError
+from cputime.frontends.batch import features_of_many, part_path
+from cputime.frontends.cli import main
 
 DATA = Path(__file__).parent / "data" / "phosim_runs"
 EXAMPLES = Path(__file__).parents[1] / "examples"

@@ -1,4 +1,4 @@
-"""Tests for cputime.catalog: headers, objects, includes, plain/gzip input, and bad input."""
+"""Tests for cputime.inputs.catalog: headers, objects, includes, plain/gzip input, and bad input."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from cputime import catalog
-from cputime.catalog import (
+from cputime.errors import InputError
+from cputime.inputs import catalog
+from cputime.inputs.catalog import (
     SPATIAL_MODELS,
     CatalogHeader,
     iter_object_chunks,
     read_catalog,
     read_header,
 )
-from cputime.errors import InputError
 
 DATA = Path(__file__).parent / "data" / "instance_catalogs"
 

@@ -8,7 +8,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 import cputime
-from cputime.checkpoints import (
+from cputime.physics.checkpoints import (
     MAX_CHECKPOINTTOTAL,
     N_SOURCE_TYPES,
     every_split_seconds,
@@ -17,8 +17,8 @@ from cputime.checkpoints import (
     segment_seconds,
     source_type_of_magnitude,
 )
-from cputime.policy import plan_walltime, thread_speedup
-from cputime.training import load_runs_table
+from cputime.planning.policy import plan_walltime, thread_speedup
+from cputime.runs.training import load_runs_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "features" / "phosim_runs.csv"

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 import cputime
-from cputime.cli import ExitStatus, main
-from cputime.predictions import PREDICTION_COLUMNS
+from cputime.frontends.cli import ExitStatus, main
+from cputime.planning.predictions import PREDICTION_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
@@ -302,7 +302,7 @@ def _heavy_imports(code: str) -> list[str]:
     return [name for name in last.removeprefix("heavy:").split(",") if name]
 
 
-@pytest.mark.parametrize("code", ["import cputime", "import cputime.cli"])
+@pytest.mark.parametrize("code", ["import cputime", "import cputime.frontends.cli"])
 def test_importing_the_package_loads_no_heavy_library(code):
     assert _heavy_imports(code) == []
 
@@ -321,7 +321,7 @@ def test_importing_the_package_loads_no_heavy_library(code):
 )
 def test_help_and_argument_errors_load_no_heavy_library(argv):
     code = f"""
-from cputime.cli import main
+from cputime.frontends.cli import main
 try:
     status = main({argv!r})
 except SystemExit as exit:
@@ -333,7 +333,7 @@ assert status in (0, 2), status
 
 def test_the_public_api_resolves_on_first_use():
     import cputime
-    from cputime.features import visit_features
+    from cputime.physics.features import visit_features
 
     assert cputime.visit_features is visit_features
     assert set(cputime.__all__) <= set(dir(cputime))

@@ -1,4 +1,4 @@
-"""Tests of cputime.commands on the real commands files of tests/data/phosim_runs."""
+"""Tests of cputime.inputs.commands on the real commands files of tests/data/phosim_runs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cputime.commands import COST_KEYS, KNOWN_PHOSIM_KEYS, parse_commands, read_commands
 from cputime.errors import InputError
+from cputime.inputs.commands import COST_KEYS, KNOWN_PHOSIM_KEYS, parse_commands, read_commands
 
 RUNS = Path(__file__).parent / "data" / "phosim_runs"
 
@@ -113,7 +113,7 @@ def test_key_phosim_does_not_read_is_an_error_naming_the_closest(text, message):
 
 
 def test_cli_refuses_a_typo_unless_allowed(tmp_path, capsys):
-    from cputime.cli import main
+    from cputime.frontends.cli import main
 
     commands = tmp_path / "commands.txt"
     commands.write_text("zenithv 1000\n")

@@ -1,4 +1,4 @@
-"""Tests of cputime.conformal: finite-sample quantiles and the Kaplan-Meier version."""
+"""Tests of cputime.model.conformal: finite-sample quantiles and the Kaplan-Meier version."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from cputime.conformal import (
+from cputime.model.conformal import (
     conformal_upper_quantile,
     kaplan_meier_cdf,
     km_conformal_upper_quantile,

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from cputime.cost import DEFAULT_PARAMETERS, NEUTRAL_PARAMETERS, PhosimCostModel
-from cputime.photons import source_photons
+from cputime.physics.cost import DEFAULT_PARAMETERS, NEUTRAL_PARAMETERS, PhosimCostModel
+from cputime.physics.photons import source_photons
 
 
 def _features(**columns) -> pd.DataFrame:

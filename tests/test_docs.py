@@ -97,7 +97,7 @@ def _workspace(folder: Path) -> dict[str, str]:
     # `cputime` is this interpreter running this checkout's package.
     (folder / "bin").mkdir()
     shim = folder / "bin" / "cputime"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cputime.cli "$@"\n')
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cputime "$@"\n')
     shim.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CPUTIME_"))}
     env["PATH"] = f"{folder / 'bin'}{os.pathsep}{env['PATH']}"
@@ -180,9 +180,9 @@ QUOTED = [
     ("service.md", r"throughput \| (\d+) requests/s \| (\d+) requests/s", "service.json",
      ["cputime.single_visit.requests_per_second", "mlflow.single_visit.requests_per_second"]),
     ("service.md", r"batch: latency \(median of 5\) \| ([\d.]+) s \| ([\d.]+) s", "service.json",
-     ["cputime.batch.latency_s.p50", "mlflow.batch.latency_s.p50"]),
+     ["cputime.frontends.batch.latency_s.p50", "mlflow.batch.latency_s.p50"]),
     ("service.md", r"batch: throughput \| ([\d,]+) visits/s \| ([\d,]+) visits/s", "service.json",
-     ["cputime.batch.visits_per_second", "mlflow.batch.visits_per_second"]),
+     ["cputime.frontends.batch.visits_per_second", "mlflow.batch.visits_per_second"]),
 ]  # fmt: skip
 
 

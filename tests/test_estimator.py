@@ -1,10 +1,10 @@
-"""Tests of cputime.estimator.CPUTimeRegressor on small synthetic censored problems."""
+"""Tests of cputime.model.estimator.CPUTimeRegressor on small synthetic censored problems."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from cputime.estimator import CPUTimeRegressor
+from cputime.model.estimator import CPUTimeRegressor
 
 LIMIT = 3.0e5  # CPU limit of the synthetic batch system [s]
 

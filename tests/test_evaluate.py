@@ -1,4 +1,4 @@
-"""Tests of cputime.evaluate: metrics on a hand-made table, baselines and a tiny CV run."""
+"""Tests of cputime.model.evaluate: metrics on a hand-made table, baselines and a tiny CV run."""
 
 from pathlib import Path
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from cputime import evaluate
-from cputime.estimator import CPUTimeRegressor
-from cputime.training import load_training_table
+from cputime.model.composite import evaluate
+from cputime.model.estimator import CPUTimeRegressor
+from cputime.runs.training import load_training_table
 
 DATA = Path(__file__).resolve().parents[1] / "cputime" / "data"
 FEATURES = ["filter", "moonalt", "moonphase", "dist2moon", "sunalt", "airmass",

@@ -8,10 +8,10 @@ import pytest
 from numpy.testing import assert_allclose
 
 import cputime
-from cputime.extrapolation import describe_extrapolation, extrapolation_dex, range_limits
-from cputime.photons import source_photons
-from cputime.report import evaluate_runs
-from cputime.training import load_runs_table
+from cputime.model.extrapolation import describe_extrapolation, extrapolation_dex, range_limits
+from cputime.physics.photons import source_photons
+from cputime.runs.report import evaluate_runs
+from cputime.runs.training import load_runs_table
 
 RUNS = Path(__file__).resolve().parents[1] / "features" / "phosim_runs.csv"
 

@@ -9,16 +9,16 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from cputime.commands import parse_commands
 from cputime.errors import InputError
-from cputime.features import (
+from cputime.inputs.commands import parse_commands
+from cputime.physics.features import (
     CONDITION_COLUMNS,
     FEATURE_COLUMNS,
     catalog_features,
     read_visit_table,
     visit_features,
 )
-from cputime.photons import source_photons
+from cputime.physics.photons import source_photons
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,5 @@
-"""Tests for cputime.focalplane: layout, projection, sensor lookup, trim margin, sensor parsing."""
+"""Tests for cputime.inputs.focalplane: layout, projection, sensor lookup, trim margin,
+sensor parsing."""
 
 import re
 
@@ -6,8 +7,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from cputime import focalplane as fp
 from cputime.errors import InputError
+from cputime.inputs import focalplane as fp
 
 # Twinkles field, the pointing of our PhoSim 3.4 runs.
 TWINKLES_RA, TWINKLES_DEC = 53.01, -27.44

@@ -1,4 +1,4 @@
-"""Tests of cputime.ingest (and the ingest / runs commands) on a real SQLite store."""
+"""Tests of cputime.runs.ingest (and the ingest / runs commands) on a real SQLite store."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cputime.cli import main
 from cputime.errors import InputError
-from cputime.features import FEATURE_CODE_VERSION
-from cputime.hosts import read_host_factors
-from cputime.ingest import FeatureSource, find_catalogs, ingest
-from cputime.runs import RunsStore
+from cputime.frontends.cli import main
+from cputime.physics.features import FEATURE_CODE_VERSION
+from cputime.runs.hosts import read_host_factors
+from cputime.runs.ingest import FeatureSource, find_catalogs, ingest
+from cputime.runs.store import RunsStore
 
 DATA = Path(__file__).parent / "data"
 SACCT = DATA / "sacct" / "sacct_parsable2.txt"
@@ -252,8 +252,8 @@ def test_impossible_rows_and_never_started_jobs_are_skipped_the_rest_stored(tmp_
     ],
 )
 def test_impossible_values(cpu, wall, threads, category):
-    from cputime.ingest import impossible
-    from cputime.runs import RunAttempt
+    from cputime.runs.ingest import impossible
+    from cputime.runs.store import RunAttempt
 
     attempt = RunAttempt(attempt_key="k", source_format="csv", source_file="f", state="COMPLETED",
                          outcome="finished", cpu_seconds=cpu, wall_seconds=wall, threads=threads)

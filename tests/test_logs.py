@@ -1,4 +1,4 @@
-"""Tests of cputime.logs on real PhoSim output (tests/data/phosim_runs, phosim_logs)."""
+"""Tests of cputime.runs.logs on real PhoSim output (tests/data/phosim_runs, phosim_logs)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cputime.errors import InputError
-from cputime.logs import (
+from cputime.runs.logs import (
     DEFAULT_JOB_NAME_REGEX,
     parse_phosim_stdout,
     parse_runs_csv,

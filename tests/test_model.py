@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cputime.cost import PhosimCostModel
-from cputime.features import CATALOG_COLUMNS, FEATURE_COLUMNS
-from cputime.model import CPUTimeModel, MeasuredRuns
-from cputime.photons import sky_photons_per_sensor
+from cputime.model.composite import CPUTimeModel, MeasuredRuns
+from cputime.physics.cost import PhosimCostModel
+from cputime.physics.features import CATALOG_COLUMNS, FEATURE_COLUMNS
+from cputime.physics.photons import sky_photons_per_sensor
 
 SMALL = {"n_estimators": 40, "learning_rate": 0.2, "cv": 3}
 

@@ -1,4 +1,4 @@
-"""Tests of cputime.modelio: JSON round trip and clear errors on bad files."""
+"""Tests of cputime.model.persistence: JSON round trip and clear errors on bad files."""
 
 import json
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cputime import modelio
 from cputime.errors import InputError
-from cputime.estimator import CPUTimeRegressor
+from cputime.model.composite import persistence as modelio
+from cputime.model.estimator import CPUTimeRegressor
 
 
 def fitted(prior=None):
@@ -109,7 +109,7 @@ def test_training_data_hash_is_stable():
 def test_edited_model_numbers_are_refused_naming_the_field(tmp_path, path, value, field):
     import shutil
 
-    from cputime.registry import default_model_dir
+    from cputime.runs.registry import default_model_dir
 
     folder = tmp_path / "edited"
     shutil.copytree(default_model_dir(), folder)  # real files, not the package's links

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cputime.cli import ExitStatus, main
 from cputime.errors import InputError
-from cputime.features import CATALOG_COLUMNS, FEATURE_COLUMNS
-from cputime.monitor import (
+from cputime.frontends.cli import ExitStatus, main
+from cputime.physics.features import CATALOG_COLUMNS, FEATURE_COLUMNS
+from cputime.runs.monitor import (
     DISCRETE_FEATURES,
     category_psi,
     feature_drift,
@@ -22,8 +22,8 @@ from cputime.monitor import (
     monitor,
     population_stability_index,
 )
-from cputime.registry import resolve_model
-from cputime.runs import RunsStore
+from cputime.runs.registry import resolve_model
+from cputime.runs.store import RunsStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TWINKLES = ROOT / "features" / "twinkles_run1.csv"

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from cputime.cli import ExitStatus, main
 from cputime.errors import InputError
-from cputime.features import read_visit_table, visit_features
-from cputime.opsim import parse_visit_ids, read_opsim
+from cputime.frontends.cli import ExitStatus, main
+from cputime.inputs.opsim import parse_visit_ids, read_opsim
+from cputime.physics.features import read_visit_table, visit_features
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "opsim_visits_sample.csv"  # OpSim 3 export: radians, letters, obsHistID

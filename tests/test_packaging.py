@@ -158,7 +158,7 @@ class NoExtras:
 
 
 sys.meta_path.insert(0, NoExtras())
-from cputime.cli import main
+from cputime.frontends.cli import main
 
 sys.exit(main(sys.argv[1:]))
 """

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from cputime.checkpoints import N_SOURCE_TYPES
-from cputime.conformal import km_conformal_upper_quantile
-from cputime.policy import (
+from cputime.model.conformal import km_conformal_upper_quantile
+from cputime.physics.checkpoints import N_SOURCE_TYPES
+from cputime.planning.policy import (
     host_factor_from_reference_factor,
     loss_minimising_level,
     plan_walltime,

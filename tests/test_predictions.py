@@ -8,8 +8,13 @@ import pytest
 
 import cputime
 from cputime.errors import InputError
-from cputime.features import visit_features
-from cputime.predictions import PREDICTION_COLUMNS, predict_jobs, predict_visits, walltime_levels
+from cputime.physics.features import visit_features
+from cputime.planning.predictions import (
+    PREDICTION_COLUMNS,
+    predict_jobs,
+    predict_visits,
+    walltime_levels,
+)
 
 TWINKLES = Path(__file__).resolve().parents[1] / "features" / "twinkles_run1.csv"
 

@@ -1,4 +1,5 @@
-"""Tests of cputime.registry: model specs, the promotion gate, and a real MLflow SQLite store."""
+"""Tests of cputime.runs.registry: model specs, the promotion gate, and a real MLflow SQLite
+store."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 
 from cputime.errors import InputError
-from cputime.registry import (
+from cputime.runs.registry import (
     DEFAULT_TRACKING_URI,
     _artifact_location,
     default_model_dir,
@@ -102,8 +103,8 @@ def registered(mlflow_uri):
 def _expected(registered, mlflow_uri, **options):
     import pandas as pd
 
-    from cputime.features import visit_features
-    from cputime.predictions import predict_jobs
+    from cputime.physics.features import visit_features
+    from cputime.planning.predictions import predict_jobs
 
     loaded = resolve_model(registered.uri, tracking_uri=mlflow_uri)
     return predict_jobs(loaded.model, visit_features(pd.DataFrame(VISITS)), **options)

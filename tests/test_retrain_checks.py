@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from sacct_synth import host_factors_csv, synthetic_sacct
 
-from cputime.cli import main
 from cputime.errors import InputError
-from cputime.retrain import check_model_name, check_regressor_params
+from cputime.frontends.cli import main
+from cputime.runs.retrain import check_model_name, check_regressor_params
 
 REPO = Path(__file__).resolve().parents[1]
 TWINKLES = REPO / "cputime" / "data" / "twinkles_run1_train.csv"

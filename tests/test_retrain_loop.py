@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from sacct_synth import host_factors_csv, synthetic_sacct
 
-from cputime.cli import ExitStatus, main
-from cputime.registry import CHAMPION, resolve_model
-from cputime.retrain import retrain, time_split
-from cputime.runs import RunsStore
+from cputime.frontends.cli import ExitStatus, main
+from cputime.runs.registry import CHAMPION, resolve_model
+from cputime.runs.retrain import retrain, time_split
+from cputime.runs.store import RunsStore
 
 REPO = Path(__file__).resolve().parents[1]
 TWINKLES = REPO / "cputime" / "data" / "twinkles_run1_train.csv"
@@ -130,6 +130,6 @@ def test_whole_loop(tmp_path, visits, catalog_runs, mlflow_uri, capsys):
 
 
 def _runs(path: Path):
-    from cputime.training import load_runs_table
+    from cputime.runs.training import load_runs_table
 
     return load_runs_table(path)

@@ -1,4 +1,4 @@
-"""Tests of cputime.runs on a real SQLite store in tmp_path."""
+"""Tests of cputime.runs.store on a real SQLite store in tmp_path."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from cputime.errors import InputError
-from cputime.runs import RunAttempt, RunsStore, attempt_key, features_frame, features_json
+from cputime.runs.store import RunAttempt, RunsStore, attempt_key, features_frame, features_json
 
 
 def _attempt(job: int, *, outcome="finished", ended=None, features=True, version="1"):

@@ -14,7 +14,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from cputime.cli import main
+from cputime.frontends.cli import main
 
 DATA = Path(__file__).parent / "data"
 CATALOG = DATA / "phosim_runs" / "base" / "catalog.txt"
@@ -45,7 +45,7 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cputime.cli", "serve", "--port", str(self.port),
+            [sys.executable, "-m", "cputime", "serve", "--port", str(self.port),
              "--no-access-log", *args],
             env={**os.environ, **(env or {})}, stderr=subprocess.PIPE, text=True,
         )
@@ -251,7 +251,7 @@ def test_still_healthy_after_bad_input(server, client):
 
 
 def test_follows_the_champion_without_failing_requests(tmp_path):
-    from cputime.registry import default_model_dir, log_and_register, set_champion
+    from cputime.runs.registry import default_model_dir, log_and_register, set_champion
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     first = log_and_register(default_model_dir(), name="cputime", tracking_uri=uri)

@@ -309,7 +309,7 @@ def test_seeded_fuzz_of_json_bodies_and_uploads_gives_no_500(server, client):
 
 
 def test_champion_that_cannot_predict_is_not_served_nor_fetched_again(tmp_path):
-    from cputime.registry import default_model_dir, log_and_register, set_champion
+    from cputime.runs.registry import default_model_dir, log_and_register, set_champion
 
     broken = tmp_path / "broken"
     shutil.copytree(default_model_dir(), broken)

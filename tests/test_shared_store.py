@@ -16,8 +16,8 @@ import pytest
 from pgserver import create_database, postgres_server
 from sacct_synth import HEADER, synthetic_sacct
 
-from cputime.ingest import ingest
-from cputime.runs import RunsStore
+from cputime.runs.ingest import ingest
+from cputime.runs.store import RunsStore
 
 TWINKLES = Path(__file__).resolve().parents[1] / "cputime" / "data" / "twinkles_run1_train.csv"
 N_JOBS = 400
@@ -47,7 +47,7 @@ def overlapping_sacct_files(folder: Path, n_files: int = 4) -> list[Path]:
 
 
 def ingest_concurrently(files: list[Path], uri: str) -> list[dict]:
-    procs = [subprocess.Popen([sys.executable, "-m", "cputime.cli", "ingest", str(f),
+    procs = [subprocess.Popen([sys.executable, "-m", "cputime", "ingest", str(f),
                                "--format", "sacct", "--runs-db", uri],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for f in files]
@@ -102,11 +102,11 @@ def test_sqlite_writer_waits_for_another_instead_of_failing(tmp_path):
 def test_mlflow_tracking_store_on_postgresql_with_concurrent_registrations(postgres):
     from mlflow import MlflowClient
 
-    from cputime.registry import resolve_model
+    from cputime.runs.registry import resolve_model
 
     uri = create_database(postgres, "mlflow")
     MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()  # creates the tables
-    script = ("import sys; from cputime.registry import default_model_dir, log_and_register; "
+    script = ("import sys; from cputime.runs.registry import default_model_dir, log_and_register; "
               "print(log_and_register(default_model_dir(), name='cputime', "
               "tracking_uri=sys.argv[1]).version)")
     procs = [subprocess.Popen([sys.executable, "-c", script, uri], stdout=subprocess.PIPE,

@@ -1,4 +1,5 @@
-"""Tests for cputime.sky: hand-checked values, each model, bad names, monotonicity, OpSim."""
+"""Tests for cputime.physics.sky: hand-checked values, each model, bad names, monotonicity,
+OpSim."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from cputime import sky
 from cputime.errors import InputError
+from cputime.physics import sky
 
 SAMPLE = Path(__file__).parent / "data" / "opsim_visits_sample.csv"
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cputime.catalog import read_catalog, read_header
-from cputime.cli import main
 from cputime.errors import InputError
-from cputime.features import catalog_features, visit_features
-from cputime.validation import RANGES, Range, check_value, closest
+from cputime.frontends.cli import main
+from cputime.inputs.catalog import read_catalog, read_header
+from cputime.inputs.validation import RANGES, Range, check_value, closest
+from cputime.physics.features import catalog_features, visit_features
 
 BASE = Path(__file__).parent / "data" / "instance_catalogs" / "phosim_runs_base_catalog.txt"
 HEADER = BASE.read_text().split("object", 1)[0]
@@ -189,7 +189,7 @@ def test_object_brighter_than_the_sun_is_refused_not_an_overflowed_walltime(tmp_
 
 
 def test_seeded_fuzz_of_commands_files_never_tracebacks():
-    from cputime.commands import COST_KEYS, KNOWN_PHOSIM_KEYS, parse_commands
+    from cputime.inputs.commands import COST_KEYS, KNOWN_PHOSIM_KEYS, parse_commands
 
     rng = random.Random(12)
     keys = [*COST_KEYS, *sorted(KNOWN_PHOSIM_KEYS)[:40], "zenithv", "ZENITH_V", "#", "x"]

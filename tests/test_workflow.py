@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cputime.cli import main
-from cputime.workflow import (
+from cputime.frontends.cli import main
+from cputime.frontends.workflow import (
     format_slurm,
     parsl_app_kwargs,
     parsl_kwargs_of_row,

@@ -1,0 +1,1 @@
+"""Front ends: command line, HTTP service, workflow helpers (Parsl, Slurm), batch extraction."""

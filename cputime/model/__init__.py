@@ -1,0 +1,2 @@
+"""Model: the quantile estimator, conformal calibration, the composite CPU-time model and
+its persistence."""

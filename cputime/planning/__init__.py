@@ -1,0 +1,1 @@
+"""Planning: walltime policy, predictions with walltimes and checkpoint plans, campaign totals."""
