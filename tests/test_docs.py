@@ -180,9 +180,9 @@ QUOTED = [
     ("service.md", r"throughput \| (\d+) requests/s \| (\d+) requests/s", "service.json",
      ["cputime.single_visit.requests_per_second", "mlflow.single_visit.requests_per_second"]),
     ("service.md", r"batch: latency \(median of 5\) \| ([\d.]+) s \| ([\d.]+) s", "service.json",
-     ["cputime.frontends.batch.latency_s.p50", "mlflow.batch.latency_s.p50"]),
+     ["cputime.batch.latency_s.p50", "mlflow.batch.latency_s.p50"]),
     ("service.md", r"batch: throughput \| ([\d,]+) visits/s \| ([\d,]+) visits/s", "service.json",
-     ["cputime.frontends.batch.visits_per_second", "mlflow.batch.visits_per_second"]),
+     ["cputime.batch.visits_per_second", "mlflow.batch.visits_per_second"]),
 ]  # fmt: skip
 
 

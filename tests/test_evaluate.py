@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from cputime.model.composite import evaluate
+from cputime.model import evaluate
 from cputime.model.estimator import CPUTimeRegressor
 from cputime.runs.training import load_training_table
 

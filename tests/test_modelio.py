@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cputime.errors import InputError
-from cputime.model.composite import persistence as modelio
+from cputime.model import persistence as modelio
 from cputime.model.estimator import CPUTimeRegressor
 
 
