@@ -13,19 +13,20 @@ Formats (:data:`INGEST_FORMATS`):
     job-name pattern (not PhoSim jobs). Host: NodeList; threads: NCPUS. Start and End are taken
     as UTC. Key: job id + start time.
 ``phosim``
-    PhoSim run folders: ``phosim.stdout``, its ``/usr/bin/time -v`` output (``time.txt`` or one
-    ``*.time`` file in the folder, else appended to the stdout), and optionally ``catalog.txt``
-    (or ``.txt.gz``) and ``commands.txt``, which give the run's features. A complete stdout with
-    exit status 0 is finished; a stdout without its normal end, with the kill note, a signal or a
-    non-zero exit status, is censored at the CPU used so far; a complete stdout with a non-zero
-    exit status is failed. A cut stdout whose time output says it exited 0, or a run without
-    time output, is an error (nothing of the call is stored). End time: the stdout's
+    PhoSim run folders, read by :func:`cputime.runs.phosim_run.read_phosim_run`: ``phosim.stdout``,
+    its ``/usr/bin/time -v`` output (``time.txt`` or one ``*.time`` file in the folder, else
+    appended to the stdout), and optionally the catalog and ``commands.txt``, which give the run's
+    features. Killed at its limit (the kill note, or a limit signal) -> censored at the CPU used
+    so far; crashed (another signal or a non-zero exit status) -> failed; exit status 0 with a
+    stdout that ran to its end (or a checkpoint segment) -> finished; see
+    :mod:`cputime.runs.phosim_run`. A cut stdout whose time output says it exited 0, or a run
+    without time output, is an error (nothing of the call is stored). End time: the stdout's
     modification time. Key: the content of the stdout and the time output.
 ``time``
     GNU ``/usr/bin/time -v`` files (or a stdout with it appended). The visit and sensor come from
     the job-name pattern searched in the file name, then in the timed command (and the sensor
-    from a ``-s R22_S11`` option). Exit status 0 -> finished; the kill note or a signal ->
-    censored; another exit status -> failed. Key: the file's content.
+    from a ``-s R22_S11`` option). The same rule without a stdout: exit status 0 -> finished;
+    killed at its limit -> censored; crashed -> failed. Key: the file's content.
 ``csv``
     A plain table (:func:`cputime.runs.logs.parse_runs_csv`: obshistid, sensor, cpu_seconds,
     wall_seconds, host, threads, state; optional ``started``/``ended`` ISO times, UTC). Key: the
@@ -59,18 +60,16 @@ from pathlib import Path
 import pandas as pd
 
 from cputime.errors import InputError, located
-from cputime.inputs.commands import read_commands
+from cputime.inputs.commands import PhosimCommands
 from cputime.runs.hosts import HostFactors
 from cputime.runs.logs import (
     DEFAULT_JOB_NAME_REGEX,
     LineProblem,
-    PhosimLog,
-    TimeV,
-    parse_phosim_stdout,
     parse_runs_csv,
     parse_sacct,
     parse_time_v,
 )
+from cputime.runs.phosim_run import PhosimRun, read_phosim_run, run_outcome, sensor_option
 from cputime.runs.store import RunAttempt, RunsStore, attempt_key, features_json
 
 __all__ = [
@@ -340,18 +339,6 @@ def _csv_attempts(path: Path) -> tuple[list[RunAttempt], list, Counter]:
 
 # ------------------------------------------------------------------------------ time and phosim
 
-_SENSOR_OPTION_RE = re.compile(r"(?:^|\s)-s\s+(R\d\d_S\d\d)\b")
-
-
-def _time_state(timing: TimeV) -> tuple[str, str]:
-    """(state, outcome) of a run that only its time output describes."""
-    if timing.timed_out or timing.signal is not None:
-        return "TIMEOUT", "censored"
-    if timing.exit_status == 0:
-        return "COMPLETED", "finished"
-    return "FAILED", "failed"
-
-
 def _visit_and_sensor(
     candidates: Sequence[tuple[re.Pattern, str | None]], command: str | None
 ) -> tuple[int | None, str | None]:
@@ -359,14 +346,12 @@ def _visit_and_sensor(
     for pattern, text in candidates:
         if text and (match := pattern.search(text)):
             return int(match["obshistid"]), match["sensor"]
-    if command and (match := _SENSOR_OPTION_RE.search(command)):
-        return None, match[1]
-    return None, None
+    return None, sensor_option(command)
 
 
 def _time_attempt(path: Path, name_regex: str) -> RunAttempt:
     timing = parse_time_v(path, source=str(path))
-    state, outcome = _time_state(timing)
+    state, outcome = run_outcome(timing, None)
     # The job-name pattern is anchored at the start of a job name; in a command it may be
     # anywhere, so there it is searched unanchored.
     loose = re.compile(name_regex.removeprefix("^"))
@@ -391,56 +376,12 @@ def _time_attempt(path: Path, name_regex: str) -> RunAttempt:
     )
 
 
-_CATALOG_NAMES = ("catalog.txt", "catalog.txt.gz", "instcat.txt", "instcat.txt.gz")
-
-
-def _phosim_time(run_dir: Path, log: PhosimLog) -> tuple[TimeV, bytes]:
-    sidecars = [run_dir / "time.txt"] if (run_dir / "time.txt").exists() else sorted(
-        run_dir.glob("*.time")
-    )
-    if len(sidecars) > 1:
-        names = ", ".join(p.name for p in sidecars)
-        raise InputError(f"{run_dir}: several time files ({names}); keep one or name it time.txt")
-    if sidecars:
-        return parse_time_v(sidecars[0], source=str(sidecars[0])), sidecars[0].read_bytes()
-    if log.time_v is None:
-        raise InputError(
-            f"{run_dir / 'phosim.stdout'}: no /usr/bin/time -v output (neither time.txt nor "
-            "appended to the stdout): the run's CPU time is unknown"
-        )
-    return log.time_v, b""
-
-
-def _phosim_state(log: PhosimLog, timing: TimeV, stdout: Path) -> tuple[str, str]:
-    if log.completed:
-        if timing.timed_out or timing.exit_status not in (0, None):
-            return "FAILED", "failed"
-        return "COMPLETED", "finished"
-    if timing.timed_out or timing.signal is not None or timing.exit_status not in (0, None):
-        return "TIMEOUT", "censored"
-    raise InputError(
-        f"{stdout}: truncated (the raytrace did not finish) although its time output reports a "
-        "normal exit; the stdout is incomplete"
-    )
-
-
-def _phosim_attempt(run_dir: Path) -> tuple[RunAttempt, Path | None, Path | None]:
-    """One run folder -> (attempt without features, its catalog, its commands file)."""
-    run_dir = Path(run_dir)
-    stdout = run_dir / "phosim.stdout"
-    if not stdout.exists():
-        raise InputError(f"{run_dir}: no phosim.stdout (a PhoSim run folder holds phosim.stdout "
-                         "and time.txt)")
-    log = parse_phosim_stdout(stdout, source=str(stdout))
-    timing, time_bytes = _phosim_time(run_dir, log)
-    state, outcome = _phosim_state(log, timing, stdout)
-    catalog = next((run_dir / n for n in _CATALOG_NAMES if (run_dir / n).exists()), None)
-    commands = run_dir / "commands.txt"
-    # The run happened: a key PhoSim ignored changed nothing, so it is not refused here.
-    parsed_commands = read_commands(commands if commands.exists() else None, allow_unknown=True)
+def _phosim_attempt(run: PhosimRun) -> RunAttempt:
+    """One run folder -> its attempt, without features."""
+    log, timing = run.log, run.timing
     table = json.loads(log.table().to_json(orient="records"))
     details = {
-        "run": run_dir.name,
+        "run": run.folder.name,
         "steps": log.steps,
         "completed": log.completed,
         "raytrace_table": table,
@@ -456,30 +397,31 @@ def _phosim_attempt(run_dir: Path) -> tuple[RunAttempt, Path | None, Path | None
         "system_s": timing.system_s,
         "timed_out": timing.timed_out,
         "signal": timing.signal,
-        "commands": {"overrides": parsed_commands.overrides(),
-                     "other": parsed_commands.unrecognised()},
+        "commands": {"overrides": run.commands.overrides(),
+                     "other": run.commands.unrecognised()},
     }
+    time_bytes = run.time_file.read_bytes() if run.time_file is not None else b""
     attempt = RunAttempt(
-        attempt_key=attempt_key("phosim", stdout.read_bytes(), time_bytes),
+        attempt_key=attempt_key("phosim", run.stdout.read_bytes(), time_bytes),
         source_format="phosim",
-        source_file=str(run_dir),
-        state=state,
-        outcome=outcome,
+        source_file=str(run.folder),
+        state=run.state,
+        outcome=run.outcome,
         obshistid=log.obshistid,
-        sensor=log.chip,
-        job_name=run_dir.name,
-        cpu_seconds=timing.cpu_s,
+        sensor=run.sensor,
+        job_name=run.folder.name,
+        cpu_seconds=run.cpu_seconds,
         wall_seconds=timing.wall_s,
         threads=int(log.settings["numthreads"]) if log.settings.get("numthreads", "").isdigit()
         else None,
         max_rss_kb=timing.max_rss_kb,
         exit_code=None if timing.exit_status is None else str(timing.exit_status),
-        ended=_mtime_utc(stdout),
+        ended=_mtime_utc(run.stdout),
         details=_json(details),
     )
     if attempt.ended is not None and timing.wall_s is not None:
         attempt.started = attempt.ended - pd.Timedelta(seconds=timing.wall_s).to_pytimedelta()
-    return attempt, catalog, commands if commands.exists() else None
+    return attempt
 
 
 # ------------------------------------------------------------------------------------ features
@@ -599,14 +541,16 @@ def _set_features(attempt: RunAttempt, row: dict) -> None:
 
 
 def catalog_rows(
-    catalog: Path, sensors: set[str], commands: Path | None, problems: list[LineProblem]
+    catalog: Path,
+    sensors: set[str],
+    commands: PhosimCommands | None,
+    problems: list[LineProblem],
 ) -> dict[str, dict]:
     """Features of a catalog by sensor; a failure is added to ``problems`` (empty result)."""
     from cputime.physics.features import catalog_features
 
     try:
-        parsed = read_commands(commands, allow_unknown=True) if commands else None
-        table = catalog_features(catalog, sorted(sensors), commands=parsed)
+        table = catalog_features(catalog, sorted(sensors), commands=commands)
     except InputError as exc:
         problems.append(LineProblem(str(catalog), None, f"no features: {exc}"))
         return {}
@@ -656,10 +600,11 @@ def read_attempts(
         elif fmt == "time":
             attempts = [_time_attempt(path, name_regex)]
         else:
-            attempt, catalog, commands = _phosim_attempt(path)
+            run = read_phosim_run(path)
+            attempt = _phosim_attempt(run)
             attempts = [attempt]
-            if catalog is not None and attempt.sensor:
-                row = catalog_rows(catalog, {attempt.sensor}, commands, problems).get(
+            if run.catalog is not None and attempt.sensor:
+                row = catalog_rows(run.catalog, {attempt.sensor}, run.commands, problems).get(
                     attempt.sensor
                 )
                 if row is not None:

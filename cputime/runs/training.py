@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -182,45 +183,54 @@ def load_runs_table(path: str | Path, *, segments: bool = False) -> MeasuredRuns
 def phosim_runs_table(runs_dir: str | Path) -> pd.DataFrame:
     """Features and measured CPU of a folder of PhoSim runs (one sub-folder per run).
 
-    Each run folder holds ``catalog.txt``, ``commands.txt``, ``phosim.stdout`` and ``time.txt``
-    (``/usr/bin/time -v``, or the note a killed run left) and optionally ``meta.json`` with its
-    ``group``. CPU is user + system time; a killed run is censored at the CPU it had used.
+    Each run folder is read by :func:`cputime.runs.phosim_run.read_phosim_run` (``phosim.stdout``,
+    its time output or kill note, ``catalog.txt`` and ``commands.txt``) and optionally holds
+    ``meta.json`` with its ``group``. CPU is user + system time; a run killed at its limit is
+    censored at the CPU it had used; a run that crashed is no CPU observation and is left out
+    (with a warning); folders without a catalog cannot give features and are skipped.
 
     A ``runs.csv`` beside the run folders may give a ``slowdown`` per run (a busy host: its
     seconds per photon of reference sources over the same on the quiet host); the run's CPU is
     divided by it, so that every run is on the quiet host's footing (``cpu_seconds_measured``
     keeps what was measured).
     """
-    from cputime.inputs.commands import read_commands
     from cputime.physics.features import catalog_features
-    from cputime.runs.logs import parse_time_v
+    from cputime.runs.phosim_run import read_phosim_run
 
     runs_dir = Path(runs_dir)
     slowdown = _slowdowns(runs_dir / "runs.csv")
     rows = []
-    for run in sorted(p for p in runs_dir.iterdir() if (p / "catalog.txt").exists()):
-        commands_path = run / "commands.txt"
-        commands = read_commands(commands_path) if commands_path.exists() else None
-        features = catalog_features(run / "catalog.txt", [TRAINING_SENSOR], commands=commands)
-        timing = parse_time_v(run / "time.txt")
-        meta_path = run / "meta.json"
+    for folder in sorted(p for p in runs_dir.iterdir() if (p / "phosim.stdout").exists()):
+        run = read_phosim_run(folder)
+        if run.catalog is None:
+            continue
+        if run.outcome == "failed":
+            warnings.warn(
+                f"{folder}: the run crashed (exit status {run.timing.exit_status}, signal "
+                f"{run.timing.signal}); left out of the catalog runs", stacklevel=2
+            )
+            continue
+        features = catalog_features(
+            run.catalog, [run.sensor or TRAINING_SENSOR], commands=run.commands
+        )
+        meta_path = folder / "meta.json"
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        factor = slowdown.get(run.name, 1.0)
+        factor = slowdown.get(folder.name, 1.0)
         record = features.iloc[0].to_dict()
         record.update(
-            run_id=run.name,
-            group=meta.get("group", run.name),
-            cpu_seconds=timing.cpu_s / factor,
-            cpu_seconds_measured=timing.cpu_s,
+            run_id=folder.name,
+            group=meta.get("group", folder.name),
+            cpu_seconds=run.cpu_seconds / factor,
+            cpu_seconds_measured=run.cpu_seconds,
             slowdown=factor,
-            wall_seconds=timing.wall_s,
-            censored=bool(timing.timed_out or (timing.exit_status not in (0, None))),
-            checkpointtotal=(commands.checkpointtotal if commands else None) or 0,
-            checkpointcount=(commands.checkpointcount if commands else None) or 0,
+            wall_seconds=run.timing.wall_s,
+            censored=run.censored,
+            checkpointtotal=run.commands.checkpointtotal or 0,
+            checkpointcount=run.commands.checkpointcount or 0,
         )
         rows.append(record)
     if not rows:
-        raise InputError(f"{runs_dir}: no run folders with a catalog.txt")
+        raise InputError(f"{runs_dir}: no run folders with phosim.stdout and a catalog")
     return pd.DataFrame(rows)
 
 
