@@ -18,7 +18,7 @@ FEATURES = ["filter", "moonalt", "moonphase", "dist2moon", "sunalt", "airmass",
 def twinkles():
     table = load_training_table(
         DATA / "twinkles_run1_train.csv", target="cputime", censored_col="runlimit",
-        host_col="hostname", host_factors=DATA / "twinkles_host_factors.csv",
+        host_col="hostname", host_slowdowns=DATA / "twinkles_host_factors.csv",
     )
     return table.rename(columns={"cpu_seconds_ref": "cpu_seconds"})
 

@@ -12,7 +12,7 @@ import pytest
 from cputime.errors import InputError
 from cputime.frontends.cli import main
 from cputime.physics.features import FEATURE_CODE_VERSION
-from cputime.runs.hosts import read_host_factors
+from cputime.runs.hosts import read_host_slowdowns
 from cputime.runs.ingest import FeatureSource, find_catalogs, ingest
 from cputime.runs.store import RunsStore
 
@@ -53,21 +53,35 @@ def test_sacct_one_record_per_job_and_idempotent(store):
     assert (first.training, first.without_features, first.not_training) == (0, 3, 4)
 
 
-def test_host_factors_turn_cpu_into_reference_seconds(store, tmp_path):
-    factors = tmp_path / "hosts.csv"
-    factors.write_text("host,factor\nnode0[1-2],2.0\nnode*,1.5\n")
-    ingest([SACCT], "sacct", store, host_factors=read_host_factors(factors))
+def test_host_slowdowns_turn_cpu_into_reference_seconds(store, tmp_path):
+    slowdowns = tmp_path / "hosts.csv"
+    slowdowns.write_text("host,host_slowdown\nnode0[1-2],0.5\nnode*,2.0\n")
+    ingest([SACCT], "sacct", store, host_slowdowns=read_host_slowdowns(slowdowns))
     runs = _by_job(store)
-    assert runs.loc["1001", "host_factor"] == 2.0
+    # node01 is twice as fast as the reference host: its CPU second is two reference seconds.
+    assert runs.loc["1001", "host_slowdown"] == 0.5
     assert runs.loc["1001", "cpu_seconds_ref"] == pytest.approx(2 * runs.loc["1001", "cpu_seconds"])
-    assert runs.loc["1008", "host_factor"] == 1.5
+    assert runs.loc["1008", "host_slowdown"] == 2.0
+    assert runs.loc["1008", "cpu_seconds_ref"] == pytest.approx(runs.loc["1008", "cpu_seconds"] / 2)
+
+
+@pytest.mark.parametrize("column", ["factor", "host_factor"])
+def test_host_factors_files_of_the_older_convention_are_inverted(store, tmp_path, column):
+    # Reference seconds per host second, as the Twinkles table gives them.
+    factors = tmp_path / "hosts.csv"
+    factors.write_text(f"host,{column}\nnode0[1-2],2.0\nnode*,1.5\n")
+    ingest([SACCT], "sacct", store, host_slowdowns=read_host_slowdowns(factors))
+    runs = _by_job(store)
+    assert runs.loc["1001", "host_slowdown"] == 0.5
+    assert runs.loc["1001", "cpu_seconds_ref"] == pytest.approx(2 * runs.loc["1001", "cpu_seconds"])
+    assert runs.loc["1008", "host_slowdown"] == pytest.approx(1 / 1.5)
 
 
 def test_unmatched_host_is_an_error_and_stores_nothing(store, tmp_path):
-    factors = tmp_path / "hosts.csv"
-    factors.write_text("host,factor\nnode01,2.0\n")
+    slowdowns = tmp_path / "hosts.csv"
+    slowdowns.write_text("host,host_slowdown\nnode01,2.0\n")
     with pytest.raises(InputError, match="node02, node03, node04, node05"):
-        ingest([SACCT], "sacct", store, host_factors=read_host_factors(factors))
+        ingest([SACCT], "sacct", store, host_slowdowns=read_host_slowdowns(slowdowns))
     assert store.count() == 0
 
 

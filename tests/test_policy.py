@@ -9,7 +9,6 @@ from numpy.testing import assert_allclose
 from cputime.model.conformal import km_conformal_upper_quantile
 from cputime.physics.checkpoints import N_SOURCE_TYPES
 from cputime.planning.policy import (
-    host_factor_from_reference_factor,
     loss_minimising_level,
     plan_walltime,
     signal_lead_seconds,
@@ -34,17 +33,22 @@ def test_thread_speedup_rejects_no_threads(threads):
 
 def test_walltime_formula_rounds_up_to_the_minute():
     # 3600 s x 2 (slower host) / 1 thread + 120 s setup = 7320 s = 122 min exactly.
-    assert walltime_seconds(3600.0, host_factor=2.0, setup_seconds=120.0) == 7320.0
+    assert walltime_seconds(3600.0, host_slowdown=2.0, setup_seconds=120.0) == 7320.0
     # 100 s + 30 s -> 130 s -> 180 s.
     assert walltime_seconds(100.0, setup_seconds=30.0) == 180.0
     four = walltime_seconds(36000.0, threads=4, setup_seconds=0.0, parallel_fraction=0.85)
     assert four == math.ceil(36000.0 / thread_speedup(4, 0.85) / 60) * 60
 
 
-def test_host_factor_conversion():
-    assert_allclose(host_factor_from_reference_factor(1.71), 1 / 1.71)
-    with pytest.raises(ValueError):
-        host_factor_from_reference_factor(0.0)
+def test_host_slowdown_must_be_positive_and_the_old_keyword_still_works():
+    for bad in (0.0, -1.0, math.nan):
+        with pytest.raises(ValueError, match="host_slowdown must be positive"):
+            walltime_seconds(3600.0, host_slowdown=bad)
+    # host_factor meant the same (host seconds per reference second) here: renamed, not inverted.
+    with pytest.warns(DeprecationWarning, match=r"host_factor= is deprecated; use host_slowdown="):
+        assert walltime_seconds(3600.0, host_factor=2.0, setup_seconds=120.0) == 7320.0
+    with pytest.raises(TypeError, match="got both host_factor= and its new name host_slowdown="):
+        walltime_seconds(3600.0, host_factor=2.0, host_slowdown=2.0)
 
 
 def _types(**seconds_by_type) -> np.ndarray:

@@ -99,7 +99,7 @@ def _same(table: dict, fast: dict) -> list[str]:
         {},
         {"confidence_level": 0.9},
         {"queue_max_seconds": 3600.0, "threads": 2},
-        {"queue_max_seconds": 12 * 3600.0, "host_factor": 1.7, "model_version": "7"},
+        {"queue_max_seconds": 12 * 3600.0, "host_slowdown": 1.7, "model_version": "7"},
     ],
     ids=["default-level", "fixed-level", "all-split", "some-split"],
 )

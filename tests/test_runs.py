@@ -8,6 +8,7 @@ from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
+from old_store import check_migrated, create_old_store
 
 from cputime.errors import InputError
 from cputime.runs.store import RunAttempt, RunsStore, attempt_key, features_frame, features_json
@@ -25,7 +26,7 @@ def _attempt(job: int, *, outcome="finished", ended=None, features=True, version
         obshistid=200 + job,
         sensor="R22_S11",
         cpu_seconds=100.0 * (job + 1),
-        host_factor=2.0,
+        host_slowdown=0.5,
         cpu_seconds_ref=200.0 * (job + 1),
         ended=ended or datetime(2024, 5, 1 + job),
         features=features_json({"filter": 2, "moonalt": -30.0 + job}) if features else None,
@@ -114,3 +115,13 @@ def test_features_json_round_trip_keeps_inf_and_nan():
 def test_bad_uri_is_an_input_error():
     with pytest.raises(InputError, match="not a database URL"):
         RunsStore("nonsense://")
+
+
+def test_a_store_with_the_old_host_factor_column_is_migrated(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'old.db'}"
+    create_old_store(uri)
+    check_migrated(RunsStore(uri))
+    check_migrated(RunsStore(uri))  # opened again: not inverted twice
+    store = RunsStore(uri)
+    assert store.add([_attempt(7)]) == 1
+    assert store.table().set_index("obshistid").loc[207, "host_slowdown"] == 0.5

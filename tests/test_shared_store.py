@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from old_store import check_migrated, create_old_store
 from pgserver import create_database, postgres_server
 from sacct_synth import HEADER, synthetic_sacct
 
@@ -79,6 +80,18 @@ def test_four_concurrent_ingests_into_postgresql(tmp_path, postgres):
     again = ingest(overlapping_sacct_files(tmp_path), "sacct", RunsStore(uri))
     assert sum(r.stored for r in again) == 0
     assert RunsStore(uri).count() == N_JOBS
+
+
+def test_old_postgresql_store_is_migrated_once_by_concurrent_openers(postgres):
+    uri = create_database(postgres, "runs_old")
+    create_old_store(uri)
+    script = "import sys; from cputime.runs.store import RunsStore; RunsStore(sys.argv[1])"
+    procs = [subprocess.Popen([sys.executable, "-c", script, uri], stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    check_migrated(RunsStore(uri))  # inverted once, every row kept
 
 
 def test_sqlite_writer_waits_for_another_instead_of_failing(tmp_path):

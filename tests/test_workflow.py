@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from cputime.frontends.cli import main
@@ -36,8 +37,8 @@ def _row(**overrides):
 
 @pytest.mark.parametrize("source", [CATALOG, VISIT])
 def test_parsl_app_kwargs_match_the_prediction(source):
-    row = predict_one(source, "R22_S11", cores=4)
-    kwargs = parsl_app_kwargs(source, "R22_S11", cores=4, memory_mb=2000)
+    row = predict_one(source, "R22_S11", threads=4)
+    kwargs = parsl_app_kwargs(source, "R22_S11", threads=4, memory_mb=2000)
     assert kwargs == {
         "walltime": int(row["walltime_seconds"]),
         "parsl_resource_specification": {
@@ -47,6 +48,19 @@ def test_parsl_app_kwargs_match_the_prediction(source):
         },
     }
     assert row["cpu_seconds_upper"] >= row["cpu_seconds_p50"] > 0
+
+
+def test_the_older_keywords_still_work_with_a_warning():
+    new = predict_one(VISIT, "R22_S11", threads=4, host_slowdown=0.585, confidence_level=0.9)
+    with pytest.warns(DeprecationWarning) as caught:
+        old = predict_one(VISIT, "R22_S11", cores=4, host_factor=0.585, confidence=0.9)
+    assert sorted(str(w.message).split(":")[1].split("=")[0].strip() for w in caught) == [
+        "confidence", "cores", "host_factor"]
+    assert pd.Series(old).equals(pd.Series(new))  # NaN features compare equal here
+    assert new["threads"] == 4 and new["confidence"] == 0.9 and new["host_factor"] == 0.585
+    with pytest.warns(DeprecationWarning, match="cores= is deprecated; use threads="):
+        kwargs = parsl_app_kwargs(VISIT, "R22_S11", cores=4)
+    assert kwargs == parsl_app_kwargs(VISIT, "R22_S11", threads=4)
 
 
 def test_parsl_kwargs_round_up_minutes_and_omit_unknown_memory():

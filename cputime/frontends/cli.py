@@ -819,7 +819,7 @@ def _predictions(args) -> pd.DataFrame:
         loaded.model,
         features,
         confidence_level=args.confidence,
-        host_factor=args.host_factor,
+        host_slowdown=args.host_factor,
         threads=args.threads,
         queue_max_seconds=args.queue_max,
         model_version=loaded.version,
@@ -876,7 +876,7 @@ def _training_data(args):
         target=args.target,
         censored_col=args.censored_col,
         host_col=args.host_col,
-        host_factors=args.host_factors,
+        host_slowdowns=args.host_factors,
     )
     return table, load_runs_table(_runs_path(args))
 
@@ -922,7 +922,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_ingest(args) -> int:
-    from cputime.runs.hosts import read_host_factors
+    from cputime.runs.hosts import read_host_slowdowns
     from cputime.runs.ingest import FeatureSource, ingest
     from cputime.runs.logs import DEFAULT_JOB_NAME_REGEX
     from cputime.runs.store import RunsStore
@@ -930,14 +930,14 @@ def _cmd_ingest(args) -> int:
     features = None
     if args.visits is not None or args.catalog_root is not None:
         features = FeatureSource(catalog_root=args.catalog_root, visits=args.visits)
-    factors = read_host_factors(args.host_factors) if args.host_factors else None
+    slowdowns = read_host_slowdowns(args.host_factors) if args.host_factors else None
     store = RunsStore(args.runs_db)
     reports = ingest(
         args.logs,
         args.log_format,
         store,
         name_regex=args.name_regex or DEFAULT_JOB_NAME_REGEX,
-        host_factors=factors,
+        host_slowdowns=slowdowns,
         features=features,
     )
     for report in reports:

@@ -42,7 +42,7 @@ class CPUTimePyfunc(PythonModel):
             self.model_,
             frame,
             confidence_level=float(params.get("confidence") or 0) or None,
-            host_factor=float(params.get("host_factor", 1.0)),
+            host_slowdown=float(params.get("host_factor", 1.0)),
             threads=int(params.get("threads", 1)),
             queue_max_seconds=float(params.get("queue_max_seconds") or 0) or None,
             model_version=self.version_,

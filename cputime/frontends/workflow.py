@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # imported where used, so that ``cputime --help`` does not load pandas
     import pandas as pd
 
+from cputime.deprecation import renamed_keywords
 from cputime.durations import parse_clock
 from cputime.planning.policy import signal_lead_seconds
 
@@ -54,15 +55,16 @@ def _model_and_version(model, tracking_uri: str | None):
     return model, ""
 
 
+@renamed_keywords(cores="threads", host_factor="host_slowdown", confidence="confidence_level")
 def predict_one(
     catalog_or_visit: str | Path | Mapping,
     sensor: str,
     *,
     model=None,
     tracking_uri: str | None = None,
-    cores: int = 1,
-    host_factor: float = 1.0,
-    confidence: float | None = None,
+    threads: int = 1,
+    host_slowdown: float = 1.0,
+    confidence_level: float | None = None,
     queue_max_seconds: float | None = None,
     commands=None,
     allow_outside: bool = False,
@@ -80,11 +82,12 @@ def predict_one(
         Model folder or ``models:/NAME@ALIAS``, a loaded model, or None for the shipped model.
     tracking_uri : str, optional
         MLflow tracking URI for ``models:/`` specs.
-    cores : int
+    threads : int
         PhoSim threads (``-t``) and cores of the task.
-    host_factor, confidence, queue_max_seconds
-        As in :func:`cputime.planning.predictions.predict_jobs` (``confidence_level``) [unitless,
-        s].
+    host_slowdown, confidence_level, queue_max_seconds
+        As in :func:`cputime.planning.predictions.predict_jobs` [unitless, unitless, s]. The
+        older keywords ``cores``, ``host_factor`` and ``confidence`` are accepted with a
+        DeprecationWarning.
     commands : PhosimCommands, optional
         PhoSim commands-file overrides.
     allow_outside : bool
@@ -114,9 +117,9 @@ def predict_one(
     table = predict_jobs(
         fitted,
         features,
-        confidence_level=confidence,
-        host_factor=host_factor,
-        threads=cores,
+        confidence_level=confidence_level,
+        host_slowdown=host_slowdown,
+        threads=threads,
         queue_max_seconds=queue_max_seconds,
         model_version=version,
     )
@@ -144,15 +147,16 @@ def parsl_kwargs_of_row(
     return {"walltime": walltime, "parsl_resource_specification": spec}
 
 
+@renamed_keywords(cores="threads", host_factor="host_slowdown", confidence="confidence_level")
 def parsl_app_kwargs(
     catalog_or_visit: str | Path | Mapping,
     sensor: str,
     *,
     model=None,
-    cores: int = 1,
+    threads: int = 1,
     memory_mb: float | None = None,
-    host_factor: float = 1.0,
-    confidence: float | None = None,
+    host_slowdown: float = 1.0,
+    confidence_level: float | None = None,
     queue_max_seconds: float | None = None,
     tracking_uri: str | None = None,
     commands=None,
@@ -162,8 +166,8 @@ def parsl_app_kwargs(
 
     Parameters
     ----------
-    catalog_or_visit, sensor, model, cores, host_factor, confidence, tracking_uri, commands, \
-allow_outside
+    catalog_or_visit, sensor, model, threads, host_slowdown, confidence_level, tracking_uri, \
+commands, allow_outside
         As in :func:`predict_one`.
     memory_mb : float, optional
         Memory of the task [MB], passed on as ``memory`` (the model does not predict memory).
@@ -175,7 +179,7 @@ allow_outside
     -------
     dict
         ``{"walltime": seconds, "parsl_resource_specification": {"running_time_min": minutes,
-        "cores": cores[, "memory": MB]}}``: ``walltime`` is Parsl's timeout for the app [s],
+        "cores": threads[, "memory": MB]}}``: ``walltime`` is Parsl's timeout for the app [s],
         ``running_time_min`` the same walltime in whole minutes (WorkQueue / TaskVine).
 
     Examples
@@ -190,9 +194,9 @@ allow_outside
         sensor,
         model=model,
         tracking_uri=tracking_uri,
-        cores=cores,
-        host_factor=host_factor,
-        confidence=confidence,
+        threads=threads,
+        host_slowdown=host_slowdown,
+        confidence_level=confidence_level,
         queue_max_seconds=queue_max_seconds,
         commands=commands,
         allow_outside=allow_outside,

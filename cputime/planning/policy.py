@@ -6,10 +6,11 @@ all give the same numbers for the same prediction.
 Conventions
 -----------
 CPU times from the model are on the *reference host* (the slowest Twinkles host class, "fell").
-``host_factor`` is the CPU time a job takes on the host that will run it divided by its time on
+``host_slowdown`` is the CPU time a job takes on the host that will run it divided by its time on
 the reference host: 1.0 for the reference host, 0.585 (= 1/1.71) for the Twinkles host class 3.
-A host-factors file used for ingestion stores the inverse (reference seconds per host second),
-as the Twinkles data does; :func:`host_factor_from_reference_factor` converts.
+It is the same number, under the same name, as in the host-slowdowns files of ingestion
+(:mod:`cputime.runs.hosts`). The older keyword ``host_factor`` (the same meaning) is accepted with
+a DeprecationWarning.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cputime.deprecation import renamed_keywords
 from cputime.durations import format_slurm_time
 from cputime.model.conformal import kaplan_meier_cdf
 from cputime.physics.checkpoints import MAX_CHECKPOINTTOTAL, every_split_seconds, segment_seconds
@@ -28,7 +30,6 @@ __all__ = [
     "DEFAULT_SETUP_SECONDS",
     "WalltimePlans",
     "thread_speedup",
-    "host_factor_from_reference_factor",
     "walltime_seconds",
     "signal_lead_seconds",
     "format_slurm_times",
@@ -85,28 +86,11 @@ def thread_speedup(threads: int | np.ndarray, parallel_fraction: float = DEFAULT
     return float(speedup) if speedup.ndim == 0 else speedup
 
 
-def host_factor_from_reference_factor(reference_seconds_per_host_second: float) -> float:
-    """Convert a host-factors-file value into the ``host_factor`` of this module.
-
-    Parameters
-    ----------
-    reference_seconds_per_host_second : float
-        As in the Twinkles data: CPU on the reference host = CPU on this host x this value.
-
-    Returns
-    -------
-    float
-        Host seconds per reference second [unitless].
-    """
-    if reference_seconds_per_host_second <= 0:
-        raise ValueError("a host factor must be positive")
-    return 1.0 / reference_seconds_per_host_second
-
-
+@renamed_keywords(host_factor="host_slowdown")
 def walltime_seconds(
     cpu_seconds_upper,
     *,
-    host_factor: float = 1.0,
+    host_slowdown: float = 1.0,
     threads: int = 1,
     setup_seconds: float = DEFAULT_SETUP_SECONDS,
     parallel_fraction: float = DEFAULT_PARALLEL_FRACTION,
@@ -117,8 +101,8 @@ def walltime_seconds(
     ----------
     cpu_seconds_upper : float or array_like
         Upper bound of the single-thread CPU time on the reference host [s].
-    host_factor : float
-        Host seconds per reference-host second [unitless].
+    host_slowdown : float
+        Host CPU seconds per reference-host CPU second [unitless] (2.0: twice as slow).
     threads : int
         Threads the job runs with [unitless].
     setup_seconds : float
@@ -129,11 +113,11 @@ def walltime_seconds(
     Returns
     -------
     float or numpy.ndarray
-        ``upper * host_factor / speedup(threads) + setup``, rounded up to the minute [s].
+        ``upper * host_slowdown / speedup(threads) + setup``, rounded up to the minute [s].
     """
-    if host_factor <= 0:
-        raise ValueError(f"host_factor must be positive, got {host_factor}")
-    work = np.asarray(cpu_seconds_upper, dtype=float) * host_factor
+    if not host_slowdown > 0:
+        raise ValueError(f"host_slowdown must be positive, got {host_slowdown}")
+    work = np.asarray(cpu_seconds_upper, dtype=float) * host_slowdown
     seconds = work / thread_speedup(threads, parallel_fraction) + setup_seconds
     rounded = np.ceil(seconds / 60.0) * 60.0
     return float(rounded) if rounded.ndim == 0 else rounded
@@ -272,11 +256,12 @@ def format_slurm_times(seconds: np.ndarray) -> np.ndarray:
     return np.array([format_slurm_time(w) for w in distinct], dtype=object)[inverse.ravel()]
 
 
+@renamed_keywords(host_factor="host_slowdown")
 def plan_walltime(
     type_seconds_upper: np.ndarray,
     every_segment_seconds_upper: np.ndarray,
     *,
-    host_factor: float = 1.0,
+    host_slowdown: float = 1.0,
     threads: int = 1,
     queue_max_seconds: float | None = None,
     setup_seconds: float = DEFAULT_SETUP_SECONDS,
@@ -292,7 +277,7 @@ def plan_walltime(
         [s] (:meth:`cputime.model.composite.CPUTimeModel.upper_seconds_by_source_type`).
     every_segment_seconds_upper : array_like, shape (n,)
         CPU every segment pays on top (PhoSim's set-up) on the reference host [s].
-    host_factor, threads, setup_seconds, parallel_fraction
+    host_slowdown, threads, setup_seconds, parallel_fraction
         As in :func:`walltime_seconds`.
     queue_max_seconds : float, optional
         The queue's walltime limit [s]. A job that does not fit is split with the smallest
@@ -320,7 +305,7 @@ def plan_walltime(
     def walls(cpu_seconds: np.ndarray) -> np.ndarray:
         return walltime_seconds(
             cpu_seconds,
-            host_factor=host_factor,
+            host_slowdown=host_slowdown,
             threads=threads,
             setup_seconds=setup_seconds,
             parallel_fraction=parallel_fraction,

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from cputime.deprecation import renamed_keywords
 from cputime.errors import InputError
 from cputime.inputs.commands import PhosimCommands
 from cputime.model.composite import CPUTimeModel
@@ -125,7 +126,7 @@ def _predict_columns(
     *,
     confidence_level: float | None,
     overreserve_cost: float,
-    host_factor: float,
+    host_slowdown: float,
     threads: int,
     queue_max_seconds: float | None,
     parallel_fraction: float,
@@ -142,7 +143,7 @@ def _predict_columns(
         plans = plan_walltime(
             by_type,
             every_segment,
-            host_factor=host_factor,
+            host_slowdown=host_slowdown,
             threads=threads,
             queue_max_seconds=queue_max_seconds,
             setup_seconds=setup_seconds,
@@ -205,13 +206,14 @@ def _slurm_signals(walltime: np.ndarray) -> np.ndarray:
     return np.array(text, dtype=object)[inverse.ravel()]
 
 
+@renamed_keywords(host_factor="host_slowdown")
 def predict_jobs(
     model: CPUTimeModel,
     features: pd.DataFrame,
     *,
     confidence_level: float | None = None,
     overreserve_cost: float = DEFAULT_OVERRESERVE_COST,
-    host_factor: float = 1.0,
+    host_slowdown: float = 1.0,
     threads: int = 1,
     queue_max_seconds: float | None = None,
     parallel_fraction: float = DEFAULT_PARALLEL_FRACTION,
@@ -234,8 +236,9 @@ def predict_jobs(
     overreserve_cost : float
         With the default policy: cost of a reserved but unused second relative to a second lost
         to a kill [unitless].
-    host_factor : float
-        CPU seconds on the host that runs the job per reference-host second [unitless].
+    host_slowdown : float
+        CPU seconds on the host that runs the job per reference-host CPU second [unitless]
+        (2.0: the host is twice as slow; recorded in the ``host_factor`` column).
     threads : int
         PhoSim threads.
     queue_max_seconds : float, optional
@@ -264,7 +267,7 @@ def predict_jobs(
         model.feature_columns(features),
         confidence_level=confidence_level,
         overreserve_cost=overreserve_cost,
-        host_factor=host_factor,
+        host_slowdown=host_slowdown,
         threads=threads,
         queue_max_seconds=queue_max_seconds,
         parallel_fraction=parallel_fraction,
@@ -281,7 +284,7 @@ def predict_jobs(
             "obshistid": features["obshistid"].to_numpy(),
             "sensor": features["sensor"].fillna("").replace("", model.reference_sensor).to_numpy(),
             **computed,
-            "host_factor": host_factor,
+            "host_factor": host_slowdown,
             "threads": threads,
             "model_version": model_version,
             **terms,
@@ -298,6 +301,7 @@ VISIT_KEYS = (
 _INTEGER_KEYS = ("obshistid", "filter", "nsnap")
 
 
+@renamed_keywords(host_factor="host_slowdown")
 def predict_visits(
     model: CPUTimeModel,
     visits: Sequence[Mapping[str, object]],
@@ -306,7 +310,7 @@ def predict_visits(
     commands: PhosimCommands | None = None,
     confidence_level: float | None = None,
     overreserve_cost: float = DEFAULT_OVERRESERVE_COST,
-    host_factor: float = 1.0,
+    host_slowdown: float = 1.0,
     threads: int = 1,
     queue_max_seconds: float | None = None,
     parallel_fraction: float = DEFAULT_PARALLEL_FRACTION,
@@ -334,7 +338,7 @@ def predict_visits(
         Overrides applied to every visit.
     source : str
         Names the visits in error messages (``visits[3]: moonalt: ...``).
-    confidence_level, overreserve_cost, host_factor, threads, queue_max_seconds, \
+    confidence_level, overreserve_cost, host_slowdown, threads, queue_max_seconds, \
 parallel_fraction, setup_seconds, model_version
         As for :func:`predict_jobs`.
 
@@ -367,7 +371,7 @@ parallel_fraction, setup_seconds, model_version
         model.feature_columns(X),
         confidence_level=confidence_level,
         overreserve_cost=overreserve_cost,
-        host_factor=host_factor,
+        host_slowdown=host_slowdown,
         threads=threads,
         queue_max_seconds=queue_max_seconds,
         parallel_fraction=parallel_fraction,
@@ -375,7 +379,7 @@ parallel_fraction, setup_seconds, model_version
     )
     per_visit = {
         **computed,
-        "host_factor": [host_factor] * n,
+        "host_factor": [host_slowdown] * n,
         "threads": [threads] * n,
         "model_version": [model_version] * n,
         **terms,

@@ -32,14 +32,14 @@ Formats (:data:`INGEST_FORMATS`):
     wall_seconds, host, threads, state; optional ``started``/``ended`` ISO times, UTC). Key: the
     row's values.
 
-Host factors (``--host-factors``, :mod:`cputime.runs.hosts`): ``cpu_seconds_ref = cpu_seconds *
-factor``; a host that no pattern matches is an error naming it (add a ``*`` row for a default),
-and a run without a host name matches only ``*``. Without a host-factors file every factor is 1
-(the hosts that ran the jobs are the reference).
+Host slowdowns (``host_slowdowns``, :mod:`cputime.runs.hosts`): ``cpu_seconds_ref = cpu_seconds /
+host_slowdown``; a host that no pattern matches is an error naming it (add a ``*`` row for a
+default), and a run without a host name matches only ``*``. Without host slowdowns every
+slowdown is 1 (the hosts that ran the jobs are the reference).
 
-Features (:class:`FeatureSource`): from instance catalogs under ``--catalog-root`` (see
+Features (:class:`FeatureSource`): from instance catalogs under ``catalog_root`` (see
 :func:`find_catalogs` for how a visit's catalog is found) or from a table of visits
-(``--visits``, header-keyword columns, :func:`cputime.physics.features.visit_features`); catalogs
+(``visits``, header-keyword columns, :func:`cputime.physics.features.visit_features`); catalogs
 first.
 A run whose features cannot be computed is stored without them and cannot train.
 """
@@ -61,7 +61,7 @@ import pandas as pd
 
 from cputime.errors import InputError, located
 from cputime.inputs.commands import PhosimCommands
-from cputime.runs.hosts import HostFactors
+from cputime.runs.hosts import HostSlowdowns
 from cputime.runs.logs import (
     DEFAULT_JOB_NAME_REGEX,
     LineProblem,
@@ -156,29 +156,29 @@ def _json(value) -> str:
     return json.dumps(value, sort_keys=True, allow_nan=False, default=str)
 
 
-def _apply_host_factors(
-    attempts: list[RunAttempt], factors: HostFactors | None, source: str
+def _apply_host_slowdowns(
+    attempts: list[RunAttempt], slowdowns: HostSlowdowns | None, source: str
 ) -> None:
-    """Fill host_factor and cpu_seconds_ref; one error naming every unmatched host."""
+    """Fill host_slowdown and cpu_seconds_ref; one error naming every unmatched host."""
     by_host: dict[str | None, float] = {}
     unmatched: list[str] = []
     for host in {a.host for a in attempts}:
-        if factors is None:
+        if slowdowns is None:
             by_host[host] = 1.0
             continue
         try:
-            by_host[host] = factors.factor(host or "")
+            by_host[host] = slowdowns.slowdown(host or "")
         except InputError:
             unmatched.append(host or "(no host name)")
     if unmatched:
         raise InputError(
-            f"{source}: no pattern in {factors.source} matches host(s) "
+            f"{source}: no pattern in {slowdowns.source} matches host(s) "
             f"{', '.join(sorted(unmatched))} (add rows for them, or a last row '*,1.0')"
         )
     for attempt in attempts:
-        attempt.host_factor = by_host[attempt.host]
+        attempt.host_slowdown = by_host[attempt.host]
         if attempt.cpu_seconds is not None:
-            attempt.cpu_seconds_ref = attempt.cpu_seconds * attempt.host_factor
+            attempt.cpu_seconds_ref = attempt.cpu_seconds / attempt.host_slowdown
 
 
 #: Largest CPU or wall time a stored job may have [s] (about 30 years: no PhoSim job).
@@ -243,7 +243,7 @@ def _sacct_attempts(path: Path, name_regex: str) -> tuple[list[RunAttempt], list
         if job.obshistid is None:
             skipped["name does not match"] += 1
             continue
-        if _never_started(job):  # nothing to learn, and no host to look a factor up for
+        if _never_started(job):  # nothing to learn, and no host to look a slowdown up for
             skipped["never started"] += 1
             continue
         if job.cpu_s is None and job.outcome != "failed":
@@ -453,7 +453,7 @@ def find_catalogs(root: str | Path) -> dict[int, list[Path]]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise InputError(f"--catalog-root {root}: not a folder")
+        raise InputError(f"catalog_root: {root} is not a folder")
     found: dict[int, list[Path]] = {}
     for path in sorted(root.rglob("*")):
         match = _CATALOG_FILE_RE.match(path.name)
@@ -573,10 +573,10 @@ def read_attempts(
     fmt: str,
     *,
     name_regex: str = DEFAULT_JOB_NAME_REGEX,
-    host_factors: HostFactors | None = None,
+    host_slowdowns: HostSlowdowns | None = None,
     features: FeatureSource | None = None,
 ) -> list[_Parsed]:
-    """Read every input into attempts (host factors and features attached), storing nothing.
+    """Read every input into attempts (host slowdowns and features attached), storing nothing.
 
     Raises
     ------
@@ -585,7 +585,7 @@ def read_attempts(
         run without time output): nothing is stored then.
     """
     if fmt not in INGEST_FORMATS:
-        raise InputError(f"--format: {fmt!r} is not one of {', '.join(INGEST_FORMATS)}")
+        raise InputError(f"fmt: {fmt!r} is not one of {', '.join(INGEST_FORMATS)}")
     parsed: list[_Parsed] = []
     for item in inputs:
         path = Path(item)
@@ -610,7 +610,7 @@ def read_attempts(
                 if row is not None:
                     _set_features(attempt, row)
         attempts = _drop_impossible(attempts, str(path), problems, skipped)
-        _apply_host_factors(attempts, host_factors, str(path))
+        _apply_host_slowdowns(attempts, host_slowdowns, str(path))
         if features is not None:
             problems += features.attach(a for a in attempts if a.features is None)
         parsed.append(_Parsed(str(path), attempts, problems, skipped))
@@ -623,7 +623,7 @@ def ingest(
     store: RunsStore,
     *,
     name_regex: str = DEFAULT_JOB_NAME_REGEX,
-    host_factors: HostFactors | None = None,
+    host_slowdowns: HostSlowdowns | None = None,
     features: FeatureSource | None = None,
 ) -> list[IngestReport]:
     """Read logs and store their job attempts; each input in one transaction.
@@ -641,8 +641,8 @@ def ingest(
         Where to store.
     name_regex : str
         Job-name pattern with groups ``obshistid`` and ``sensor``.
-    host_factors : HostFactors, optional
-        Reference seconds per host second by host pattern; factor 1 when None.
+    host_slowdowns : HostSlowdowns, optional
+        Host CPU seconds per reference-host CPU second by host pattern; 1 when None.
     features : FeatureSource, optional
         Catalogs and/or visit table for features.
 
@@ -653,7 +653,7 @@ def ingest(
     """
     reports = []
     for parsed in read_attempts(
-        inputs, fmt, name_regex=name_regex, host_factors=host_factors, features=features
+        inputs, fmt, name_regex=name_regex, host_slowdowns=host_slowdowns, features=features
     ):
         stored = store.add(parsed.attempts)
         trainable = [a for a in parsed.attempts if a.outcome in ("finished", "censored")]

@@ -10,12 +10,16 @@ Outcomes (:data:`OUTCOMES`): ``finished`` (a measurement), ``censored`` (killed 
 the true CPU is at least ``cpu_seconds``), ``failed`` (FAILED, CANCELLED, OUT_OF_MEMORY, NODE_FAIL
 ...: recorded, never a training example). Times are UTC, stored without a zone.
 
-``cpu_seconds`` is the raw CPU (user + system) on the job's host; ``cpu_seconds_ref`` is that times
-``host_factor`` (reference-host seconds per host second, see :mod:`cputime.runs.hosts`).
-``features``
-is the JSON object of :data:`cputime.physics.features.FEATURE_COLUMNS` for the run, computed by the
-features code of version ``feature_code_version``; ``details`` holds what a log says beyond the
-columns (PhoSim's raytrace table, steps, commands overrides, ...).
+``cpu_seconds`` is the raw CPU (user + system) on the job's host; ``cpu_seconds_ref`` is that
+divided by ``host_slowdown`` (host CPU seconds per reference-host CPU second, see
+:mod:`cputime.runs.hosts`). ``features`` is the JSON object of
+:data:`cputime.physics.features.FEATURE_COLUMNS` for the run, computed by the features code of
+version ``feature_code_version``; ``details`` holds what a log says beyond the columns (PhoSim's
+raytrace table, steps, commands overrides, ...).
+
+A store written by an older cputime has a ``host_factor`` column instead of ``host_slowdown``:
+reference-host seconds per host second, the inverse. Opening it renames the column and inverts
+its values, in one transaction, keeping every row.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ RUNS_TABLE = sa.Table(
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("cpu_seconds", sa.Float, nullable=True),
     sa.Column("host", sa.String(256), nullable=True),
-    sa.Column("host_factor", sa.Float, nullable=True),
+    sa.Column("host_slowdown", sa.Float, nullable=True),
     sa.Column("cpu_seconds_ref", sa.Float, nullable=True),
     sa.Column("wall_seconds", sa.Float, nullable=True),
     sa.Column("threads", sa.Integer, nullable=True),
@@ -123,7 +127,7 @@ class RunAttempt:
     job_name: str | None = None
     cpu_seconds: float | None = None
     host: str | None = None
-    host_factor: float | None = None
+    host_slowdown: float | None = None
     cpu_seconds_ref: float | None = None
     wall_seconds: float | None = None
     threads: int | None = None
@@ -183,10 +187,11 @@ class RunsStore:
         self.engine = _engine(uri)
         try:
             _create_tables(self.engine)
+            _migrate_host_factor(self.engine)
         except sa.exc.DBAPIError as exc:  # not a database, no server, no permission...
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
             raise InputError(
-                f"--runs-db {redacted_uri(uri)}: cannot open the runs store ({reason})"
+                f"uri: {redacted_uri(uri)}: cannot open the runs store ({reason})"
             ) from None
 
     def add(self, attempts: Iterable[RunAttempt]) -> int:
@@ -329,7 +334,7 @@ def _engine(uri: str) -> Engine:
         engine = sa.create_engine(uri, connect_args={"timeout": SQLITE_BUSY_SECONDS})
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise InputError(
-            f"--runs-db {uri!r}: not a database URL (use e.g. sqlite:///runs.db): {exc}"
+            f"uri: {uri!r} is not a database URL (use e.g. sqlite:///runs.db): {exc}"
         ) from None
 
     # SQLite: every transaction takes the write lock when it begins (BEGIN IMMEDIATE), so two
@@ -356,6 +361,26 @@ def _create_tables(engine: Engine) -> None:
             if attempt == 2:
                 raise
             time.sleep(0.2)
+
+
+def _migrate_host_factor(engine: Engine) -> None:
+    """Rename an older store's ``host_factor`` column (reference seconds per host second) to
+    ``host_slowdown`` and invert its values, in one transaction (see the module docstring)."""
+    if "host_factor" not in {c["name"] for c in sa.inspect(engine).get_columns("runs")}:
+        return
+
+    def transaction() -> None:
+        with engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE, so one process migrates
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE"))
+            if "host_factor" not in {c["name"] for c in sa.inspect(conn).get_columns("runs")}:
+                return  # another process migrated it meanwhile
+            conn.execute(sa.text("ALTER TABLE runs RENAME COLUMN host_factor TO host_slowdown"))
+            conn.execute(sa.text(
+                "UPDATE runs SET host_slowdown = 1.0 / host_slowdown WHERE host_slowdown <> 0"
+            ))
+
+    _with_retries(transaction)
 
 
 def _with_retries(work):

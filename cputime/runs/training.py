@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cputime.deprecation import renamed_keywords
 from cputime.errors import InputError
 from cputime.model.composite import CPUTimeModel, MeasuredRuns
 from cputime.physics.features import CATALOG_COLUMNS, FEATURE_CODE_VERSION, FEATURE_COLUMNS
-from cputime.runs.hosts import read_host_factors
+from cputime.runs.hosts import read_host_slowdowns
 from cputime.shipped import shipped_path
 
 __all__ = [
@@ -74,13 +75,14 @@ def _truthy(values: pd.Series, column: str, source: str) -> np.ndarray:
     return text.map(known).to_numpy(dtype=bool)
 
 
+@renamed_keywords(host_factors="host_slowdowns")
 def load_training_table(
     path: str | Path,
     *,
     target: str = TARGET_COLUMN,
     censored_col: str | None = CENSORED_COLUMN,
     host_col: str | None = None,
-    host_factors: str | Path | None = None,
+    host_slowdowns: str | Path | None = None,
 ) -> pd.DataFrame:
     """Read a table of production jobs into features plus reference-host CPU.
 
@@ -94,10 +96,10 @@ def load_training_table(
     censored_col : str, optional
         Column that is 1/true where the job was killed at its limit (then ``target`` is the CPU it
         had used: a lower bound). Ignored when the table has no such column and it is the default.
-    host_col, host_factors : optional
-        Column naming each job's host and a host-factors CSV (see :mod:`cputime.runs.hosts`): the
-        CPU is
-        multiplied by the host's factor to get reference-host seconds.
+    host_col, host_slowdowns : optional
+        Column naming each job's host and a host-slowdowns CSV (see :mod:`cputime.runs.hosts`;
+        the older ``host,factor`` files are read too): the CPU is divided by the host's slowdown
+        to get reference-host seconds.
 
     Returns
     -------
@@ -112,7 +114,7 @@ def load_training_table(
     raw = _read_table(path)
     source = str(path)
     if target not in raw.columns:
-        raise InputError(f"{source}: no column '{target}' (--target); columns: {list(raw.columns)}")
+        raise InputError(f"{source}: target: no column {target!r}; columns: {list(raw.columns)}")
     seconds = pd.to_numeric(raw[target], errors="coerce").to_numpy(dtype=float)
     bad = ~(np.isfinite(seconds) & (seconds > 0))
     if bad.any():
@@ -120,17 +122,17 @@ def load_training_table(
         raise InputError(
             f"{source}:{row}: {target}: {raw[target].iloc[row - 2]!r} is not a CPU time > 0"
         )
-    if (host_col is None) != (host_factors is None):
-        raise InputError("--host-col and --host-factors go together")
+    if (host_col is None) != (host_slowdowns is None):
+        raise InputError("host_col, host_slowdowns: give both or neither")
     if host_col is not None:
         if host_col not in raw.columns:
-            raise InputError(f"{source}: no column '{host_col}' (--host-col)")
-        factors = read_host_factors(host_factors)
-        seconds = seconds * np.array([factors.factor(h) for h in raw[host_col]])
+            raise InputError(f"{source}: host_col: no column {host_col!r}")
+        slowdowns = read_host_slowdowns(host_slowdowns)
+        seconds = seconds / np.array([slowdowns.slowdown(h) for h in raw[host_col]])
     if censored_col is not None and censored_col in raw.columns:
         censored = _truthy(raw[censored_col], censored_col, source)
     elif censored_col is not None and censored_col != CENSORED_COLUMN:
-        raise InputError(f"{source}: no column '{censored_col}' (--censored-col)")
+        raise InputError(f"{source}: censored_col: no column {censored_col!r}")
     else:
         censored = np.zeros(len(raw), dtype=bool)
 
@@ -162,7 +164,7 @@ def load_runs_table(path: str | Path, *, segments: bool = False) -> MeasuredRuns
     if not path.exists():
         raise InputError(
             f"{path}: no such file (the catalog-runs table; rebuild it with "
-            "'cputime build-default --data ../shared/data' or pass --runs)"
+            "'cputime build-default --data ../shared/data' or give another one)"
         )
     table = pd.read_csv(path)
     needed = [*FEATURE_COLUMNS, "cpu_seconds", "censored", "group"]
@@ -351,7 +353,7 @@ def build_default(
             target="cputime",
             censored_col="runlimit",
             host_col="hostname",
-            host_factors=shipped_path("twinkles_host_factors"),
+            host_slowdowns=shipped_path("twinkles_host_factors"),
         )
         twinkles.to_csv(twinkles_path, index=False)
         phosim_runs_table(data_dir / "phosim_runs").to_csv(runs_path, index=False)
