@@ -78,13 +78,14 @@ def test_bad_specs_are_input_errors(tmp_path):
 
 
 def test_unknown_registered_model(mlflow_uri):
-    with pytest.raises(InputError, match="not found"):
+    with pytest.raises(InputError, match="^spec: models:/nobody@champion: not found"):
         resolve_model("models:/nobody@champion", tracking_uri=mlflow_uri)
 
 
 def test_a_missing_sqlite_registry_is_an_error_and_is_not_created(tmp_path):
     missing = tmp_path / "typo.db"
-    with pytest.raises(InputError, match="no MLflow store at .*typo.db does not exist"):
+    where = "^spec: models:/phosim@champion: "
+    with pytest.raises(InputError, match=where + "no MLflow store at .*typo.db does not exist"):
         resolve_model("models:/phosim@champion", tracking_uri=f"sqlite:///{missing}")
     assert not missing.exists()
 

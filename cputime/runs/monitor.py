@@ -263,10 +263,12 @@ def monitor(
     """
     from cputime.errors import InputError
     from cputime.physics.features import FEATURE_CODE_VERSION
+    from cputime.runs.store import redacted_uri
 
     if store.count() == 0:
         raise InputError(
-            f"--runs-db {store.uri}: the runs store is empty (add runs with 'cputime ingest')"
+            f"store {redacted_uri(store.uri)}: the runs store is empty (add runs with "
+            "'cputime ingest')"
         )
     table, _ = store.training_table(FEATURE_CODE_VERSION, ended_since=since)
     y = table["cpu_seconds_ref"].to_numpy(dtype=float)

@@ -135,7 +135,7 @@ def resolve_model(spec: str | Path | None, tracking_uri: str | None = None) -> L
     if text.startswith("models:/"):
         return _load_registered(text, tracking_uri_or_default(tracking_uri))
     folder = Path(text)
-    model, metadata = _load_folder(folder, what="--model")
+    model, metadata = _load_folder(folder, what="spec")
     return LoadedModel(model, str(metadata.get("version") or folder.name), folder.name, metadata)
 
 
@@ -151,14 +151,14 @@ def _load_registered(spec: str, tracking_uri: str) -> LoadedModel:
 
     match = _MODELS_URI_RE.match(spec)
     if match is None:
-        raise InputError(f"--model {spec}: use models:/NAME@ALIAS or models:/NAME/VERSION")
+        raise InputError(f"spec: {spec}: use models:/NAME@ALIAS or models:/NAME/VERSION")
     name = match["name"]
     database = sqlite_database(tracking_uri)
     if database is not None and not database.is_file():
         # Opening it would create an empty store (and leave it behind).
         raise InputError(
-            f"--model {spec}: no MLflow store at {tracking_uri} ({database} does not exist; "
-            "give --tracking-uri)"
+            f"spec: {spec}: no MLflow store at {tracking_uri} ({database} does not exist; "
+            "give tracking_uri)"
         )
     client = _client(tracking_uri)
     try:
@@ -172,10 +172,10 @@ def _load_registered(spec: str, tracking_uri: str) -> LoadedModel:
         with tempfile.TemporaryDirectory(prefix="cputime-model-") as tmp:
             folder = download_artifacts(artifact_uri=source, dst_path=tmp,
                                         tracking_uri=tracking_uri)
-            model, metadata = _load_folder(_model_folder(Path(folder)), what=f"--model {spec}")
+            model, metadata = _load_folder(_model_folder(Path(folder)), what=f"spec: {spec}")
     except MlflowException as exc:
         message = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0]
-        raise InputError(f"--model {spec}: not found in {tracking_uri} ({message})") from None
+        raise InputError(f"spec: {spec}: not found in {tracking_uri} ({message})") from None
     return LoadedModel(model, f"{name}/{version}", name, metadata)
 
 

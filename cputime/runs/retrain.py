@@ -77,7 +77,7 @@ def check_model_name(name: str) -> str:
     """Return ``name`` when it is a valid registered-model name; raise InputError otherwise."""
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name:
         raise InputError(
-            f"--name: {name!r} is not a model name (letters, digits, '_', '.', '-'; starting "
+            f"name: {name!r} is not a model name (letters, digits, '_', '.', '-'; starting "
             "with a letter or digit; no '..'; at most 100 characters)"
         )
     return name
@@ -88,11 +88,11 @@ def check_regressor_params(params: object) -> dict | None:
     if params is None:
         return None
     if not isinstance(params, dict):
-        raise InputError("--regressor-params: expected a JSON object such as "
+        raise InputError("regressor_params: expected a JSON object such as "
                          '{"n_estimators": 300, "max_depth": 6}')
     known = sorted([*REGRESSOR_PARAM_RANGES, *_REGRESSOR_PARAM_CHOICES])
     for key, value in params.items():
-        where = f"--regressor-params: {key}"
+        where = f"regressor_params: {key}"
         if key in _REGRESSOR_PARAM_CHOICES:
             if value not in _REGRESSOR_PARAM_CHOICES[key]:
                 choices = ", ".join(_REGRESSOR_PARAM_CHOICES[key])
@@ -120,7 +120,7 @@ def time_split(table: pd.DataFrame, holdout_fraction: float) -> tuple[pd.DataFra
         Share of rows held out, in (0, 1); at least one row is held out.
     """
     if not 0 < holdout_fraction < 1:
-        raise InputError(f"--holdout: {holdout_fraction} is not a fraction in (0, 1)")
+        raise InputError(f"holdout_fraction: {holdout_fraction} is not a fraction in (0, 1)")
     n_holdout = max(1, math.ceil(holdout_fraction * len(table)))
     cut = len(table) - n_holdout
     return table.iloc[:cut].reset_index(drop=True), table.iloc[cut:].reset_index(drop=True)
@@ -181,7 +181,7 @@ class RetrainResult:
         if self.promoted:
             return f"promoted {new} to @{CHAMPION}: {self.decision.reason}"
         if self.decision.promote:
-            return f"registered {new}; the gate would promote it (--promote not given): " \
+            return f"registered {new}; the gate would promote it (promote was not asked): " \
                 f"{self.decision.reason}"
         return f"registered {new}; @{CHAMPION} stays at version {self.champion_version}: " \
             f"{self.decision.reason}"
@@ -253,7 +253,7 @@ def retrain(
     uri = tracking_uri_or_default(tracking_uri)
     table, counts = store.training_table(FEATURE_CODE_VERSION)
     train, holdout = time_split(table, holdout_fraction)
-    where = f"--runs-db {redacted_uri(store.uri)}"
+    where = f"store {redacted_uri(store.uri)}"
     if len(train) < MIN_TRAINING_ROWS:
         raise InputError(
             f"{where}: {len(train)} training runs after holding out "
