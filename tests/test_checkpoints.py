@@ -65,8 +65,8 @@ def test_measured_k_segment_is_within_its_planned_time(model):
     job = segments.features[k_row].reset_index(drop=True)
     predicted = model.predict_frame(job)
     by_type, every = model.upper_seconds_by_source_type(job, predicted)
-    # On the runs' host (host factor 1/H) with no extra wall set-up: CPU only.
-    planned = segment_seconds(by_type, every, 3)[0] / model.reference_host_factor_
+    # On the runs' host (its slowdown S) with no extra wall set-up: CPU only.
+    planned = segment_seconds(by_type, every, 3)[0] * model.runs_host_slowdown_
     measured = float(segments.cpu_seconds[k_row][0])
     assert planned[0] >= measured
     assert planned[0] < 1.5 * measured  # and not a blanket over-reservation

@@ -59,9 +59,9 @@ def fitted():
     return model, production, runs
 
 
-def test_host_factor_and_bounds(fitted):
+def test_runs_host_slowdown_and_bounds(fitted):
     model, production, _ = fitted
-    assert 3.0 < model.reference_host_factor_ < 5.0
+    assert 1 / 5.0 < model.runs_host_slowdown_ < 1 / 3.0  # the runs' host is 3 to 5 times faster
     median = model.predict(production)
     upper = model.predict_upper(production)
     assert np.all(np.isfinite(upper))
@@ -87,7 +87,7 @@ def test_sky_off_costs_only_the_sources(fitted):
     model, _, runs = fitted
     parts = model.predict_parts(runs)
     assert np.all(parts["sky_seconds"] == 0)
-    expected = model.reference_host_factor_ * model.cost_model_.predict(runs)
+    expected = model.cost_model_.predict(runs) / model.runs_host_slowdown_
     np.testing.assert_allclose(parts["source_seconds"], expected)
 
 

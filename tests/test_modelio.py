@@ -98,7 +98,9 @@ def test_training_data_hash_is_stable():
     ("path", "value", "field"),
     [
         (("extra", "cputime_model", "confidence_level"), 1e300, "confidence_level"),
+        # The shipped model was saved before the rename: its prior holds the inverse.
         (("prior", "reference_host_factor"), -5.0, "prior.reference_host_factor"),
+        (("prior", "reference_host_factor"), 0.0, "prior.reference_host_factor"),
         (("prior", "cost_model", "parameters", "seconds_per_star_photon"), "x",
          "parameters.seconds_per_star_photon"),
         (("prior", "filter_log_scale"), [1.0], "prior.filter_log_scale"),
@@ -122,3 +124,19 @@ def test_edited_model_numbers_are_refused_naming_the_field(tmp_path, path, value
     with pytest.raises(InputError, match=field.replace(".", r"\.")) as raised:
         modelio.load_cputime_model(folder)
     assert "\n" not in str(raised.value)
+
+
+def test_a_model_saved_before_the_host_slowdown_rename_loads_inverted(tmp_path):
+    from cputime.runs.registry import default_model_dir
+
+    # The shipped model stores reference_host_factor (reference-host seconds per second of the
+    # runs' host); the loaded model has its inverse, and saves it under the new name.
+    saved = json.loads((default_model_dir() / "metadata.json").read_text())
+    factor = saved["prior"]["reference_host_factor"]
+    model, _ = modelio.load_cputime_model(default_model_dir())
+    assert model.runs_host_slowdown_ == 1.0 / factor
+    modelio.save_cputime_model(model, tmp_path / "again")
+    prior = json.loads((tmp_path / "again" / "metadata.json").read_text())["prior"]
+    assert prior["runs_host_slowdown"] == 1.0 / factor and "reference_host_factor" not in prior
+    again, _ = modelio.load_cputime_model(tmp_path / "again")
+    assert again.runs_host_slowdown_ == model.runs_host_slowdown_

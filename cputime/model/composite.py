@@ -1,12 +1,12 @@
 """The CPU-time model users load: physical cost parts plus a learned, calibrated sky term.
 
-``cpu = H * (setup + stars + galaxies + bright stars) + sky``, on the reference host, where
+``cpu = (setup + stars + galaxies + bright stars) / S + sky``, on the reference host, where
 
 - the parts in brackets come from :class:`cputime.physics.cost.PhosimCostModel`, fitted on PhoSim
 runs
-  that vary catalog content (measured on another host: ``H``, :attr:`reference_host_factor_`, is
-  the fitted ratio of the reference host's CPU seconds to that host's);
-- ``sky`` is ``H`` times the cost model's sky part times a correction learned from production
+  that vary catalog content (measured on another host: ``S``, :attr:`runs_host_slowdown_`, is
+  that host's CPU seconds per reference-host CPU second, fitted);
+- ``sky`` is the cost model's sky part over ``S``, times a correction learned from production
   times by :class:`cputime.model.estimator.CPUTimeRegressor` (XGBoost AFT with the physical sky
   cost as
   base margin), which is what the moon, twilight, filter and airmass change;
@@ -114,8 +114,8 @@ class SkyPrior:
     ----------
     cost_model : PhosimCostModel
         Its ``sky`` part, in seconds of the runs' host.
-    reference_host_factor : float
-        Reference-host seconds per second of the runs' host.
+    runs_host_slowdown : float
+        CPU seconds of the runs' host per reference-host CPU second [unitless].
     filter_log_scale : sequence of 6 float, optional
         Per-filter ``ln`` scale of the sky cost [ln s]: the runs measured the sky only in r, and
         the cost of a sky photon differs by filter (the sky's spectrum is not flat).
@@ -124,11 +124,11 @@ class SkyPrior:
     def __init__(
         self,
         cost_model: PhosimCostModel,
-        reference_host_factor: float,
+        runs_host_slowdown: float,
         filter_log_scale: list[float] | None = None,
     ):
         self.cost_model = cost_model
-        self.reference_host_factor = reference_host_factor
+        self.runs_host_slowdown = runs_host_slowdown
         self.filter_log_scale = filter_log_scale
 
     def sky_seconds(self, X: pd.DataFrame | FeatureColumns) -> np.ndarray:
@@ -146,7 +146,7 @@ class SkyPrior:
         dark = sky_photons_per_sensor(dark_sky_mag(filters), X["exposure_seconds"])
         model = self.cost_model
         sky = model.sky_seconds(np.where(on, dark, 0.0), model.filter_factor(filters), X["nsnap"])
-        sky = self.reference_host_factor * sky
+        sky = sky / self.runs_host_slowdown
         if self.filter_log_scale is None:
             return sky
         return sky * np.exp(np.asarray(self.filter_log_scale)[filters])
@@ -160,7 +160,7 @@ class SkyPrior:
         return {
             "kind": self.kind,
             "cost_model": self.cost_model.to_dict(),
-            "reference_host_factor": self.reference_host_factor,
+            "runs_host_slowdown": self.runs_host_slowdown,
             "filter_log_scale": self.filter_log_scale,
         }
 
@@ -168,9 +168,20 @@ class SkyPrior:
     def from_dict(cls, data: dict) -> SkyPrior:
         return cls(
             PhosimCostModel.from_dict(data["cost_model"]),
-            float(data["reference_host_factor"]),
+            _runs_host_slowdown(data),
             data.get("filter_log_scale"),
         )
+
+
+def _runs_host_slowdown(data: dict) -> float:
+    """A saved prior's slowdown; models saved before the rename stored its inverse
+    (``reference_host_factor``, reference-host seconds per second of the runs' host)."""
+    if "runs_host_slowdown" in data:
+        return float(data["runs_host_slowdown"])
+    factor = float(data["reference_host_factor"])
+    if not 0 < factor < np.inf:
+        raise ValueError(f"prior.reference_host_factor: {factor!r} is not a positive number")
+    return 1.0 / factor
 
 
 register_prior_kind(SkyPrior.kind, SkyPrior.from_dict)
@@ -193,8 +204,8 @@ class CPUTimeModel:
     ----------
     cost_model_ : PhosimCostModel
         Cost parts fitted on the measured runs.
-    reference_host_factor_ : float
-        Reference-host CPU seconds per second of the runs' host [unitless].
+    runs_host_slowdown_ : float
+        CPU seconds of the runs' host per reference-host CPU second [unitless].
     sky_regressor_ : CPUTimeRegressor
         Learned sky correction, with its conformal calibration.
     source_scores_ : numpy.ndarray
@@ -257,13 +268,13 @@ class CPUTimeModel:
         )
         both = pd.concat([runs.features, X], ignore_index=True)
         self.fitted_ranges_ = range_limits(both, np.concatenate([~runs.censored, ~censored]))
-        self.reference_host_factor_ = self._fit_host_factor(X, y, censored)
+        self.runs_host_slowdown_ = self._fit_runs_host_slowdown(X, y, censored)
         rows_x, rows_y, rows_c = self._sky_training_rows(X, y, censored, runs)
-        unscaled = SkyPrior(self.cost_model_, self.reference_host_factor_)
+        unscaled = SkyPrior(self.cost_model_, self.runs_host_slowdown_)
         self.sky_filter_log_scale_ = _filter_log_scale(
             rows_x, np.log(rows_y) - unscaled.predict_log_seconds(rows_x), rows_c
         )
-        prior = SkyPrior(self.cost_model_, self.reference_host_factor_, self.sky_filter_log_scale_)
+        prior = SkyPrior(self.cost_model_, self.runs_host_slowdown_, self.sky_filter_log_scale_)
         self.sky_regressor_ = CPUTimeRegressor(
             confidence_level=self.confidence_level,
             prior=prior,
@@ -274,8 +285,11 @@ class CPUTimeModel:
         self.feature_names_in_ = np.asarray(self.sky_regressor_.feature_names_in_)
         return self
 
-    def _fit_host_factor(self, X: pd.DataFrame, y: np.ndarray, censored: np.ndarray) -> float:
-        """Median ratio of measured CPU to the cost model's, in the regime the runs measured.
+    def _fit_runs_host_slowdown(
+        self, X: pd.DataFrame, y: np.ndarray, censored: np.ndarray
+    ) -> float:
+        """The inverse of the median ratio of measured CPU to the cost model's, in the regime
+        the runs measured.
 
         The runs measured the sky cost in r in dark time, so the ratio is taken on finished jobs
         in r in dark time when there are enough of them, else on all finished jobs.
@@ -286,25 +300,25 @@ class CPUTimeModel:
         dark &= X["sunalt"].to_numpy() < -18
         use = dark if dark.sum() >= 20 else ok
         if not use.any():
-            raise ValueError("no finished job to fit the reference host factor on")
-        return float(np.median(y[use] / predicted[use]))
+            raise ValueError("no finished job to fit the runs' host slowdown on")
+        return 1.0 / float(np.median(y[use] / predicted[use]))
 
     def _sky_training_rows(self, X, y, censored, runs: MeasuredRuns):
         """Rows for the sky correction: jobs with the sky on, their sky CPU share as target."""
-        host = self.reference_host_factor_
+        slowdown = self.runs_host_slowdown_
         frames = [X[self._all_columns(X)]]
         targets = [y]
         flags = [censored]
         sky_runs = runs.features["sky_photons"].fillna(0).to_numpy() > 0
         if sky_runs.any():
             frames.append(runs.features.loc[sky_runs, self._all_columns(X)])
-            targets.append(runs.cpu_seconds[sky_runs] * host)
+            targets.append(runs.cpu_seconds[sky_runs] / slowdown)
             flags.append(runs.censored[sky_runs])
         frame = pd.concat(frames, ignore_index=True)
         total = np.concatenate(targets)
         flag = np.concatenate(flags)
         parts = self.cost_model_.part_seconds(as_columns(frame))
-        rest = host * sum_parts(parts, _SOURCE_PARTS)
+        rest = sum_parts(parts, _SOURCE_PARTS) / slowdown
         keep = parts["sky"] > 0
         # Production jobs are sky-dominated; a job whose sources alone exceed its CPU says
         # nothing about the sky and is left out rather than given a negative sky time.
@@ -353,8 +367,8 @@ class CPUTimeModel:
         for value in distinct:
             check_confidence_level(float(value))
         parts = self.cost_model_.part_seconds(X)
-        host = self.reference_host_factor_
-        source = host * sum_parts(parts, _SOURCE_PARTS)
+        slowdown = self.runs_host_slowdown_
+        source = sum_parts(parts, _SOURCE_PARTS) / slowdown
         sky = np.zeros(len(X))
         sky_upper = np.zeros(len(X))
         sky_on = parts["sky"] > 0
@@ -382,7 +396,7 @@ class CPUTimeModel:
             "sky_seconds": sky,
             "cpu_seconds_p50": source + sky,
             "cpu_seconds_upper": source * source_ratio + sky * sky_ratio,
-            "setup_seconds": host * parts["setup"],
+            "setup_seconds": parts["setup"] / slowdown,
             "source_upper_ratio": source_ratio,
             "sky_upper_ratio": sky_ratio,
             "extrapolation_dex": _largest(dex, DIMENSIONS),
@@ -436,10 +450,10 @@ class CPUTimeModel:
             magnitude bins the features do not give.
         """
         X = self.feature_columns(X)
-        host = self.reference_host_factor_
+        slowdown = self.runs_host_slowdown_
         source_ratio = np.asarray(predicted["source_upper_ratio"])
         by_type, unplaced = self.cost_model_.source_type_seconds(X)
-        by_type = by_type * (host * source_ratio)[:, None]
+        by_type = by_type * (source_ratio / slowdown)[:, None]
         sky = np.asarray(predicted["sky_seconds"]) * np.asarray(predicted["sky_upper_ratio"])
         moon = moon_sky_fraction(
             np.clip(X.number("filter", 2.0).astype(int), 0, 5),
@@ -452,7 +466,7 @@ class CPUTimeModel:
         )
         by_type[:, DARK_SKY_TYPES] += (sky * (1.0 - moon) / len(DARK_SKY_TYPES))[:, None]
         by_type[:, MOON_TYPES] += (sky * moon / len(MOON_TYPES))[:, None]
-        every = (np.asarray(predicted["setup_seconds"]) + host * unplaced) * source_ratio
+        every = (np.asarray(predicted["setup_seconds"]) + unplaced / slowdown) * source_ratio
         return by_type, every
 
     def extrapolation(self, X: pd.DataFrame) -> pd.DataFrame:

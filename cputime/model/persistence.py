@@ -309,7 +309,7 @@ def load_cputime_model(directory: str | Path) -> tuple[Any, dict[str, Any]]:
         )
         model.sky_regressor_ = regressor
         model.cost_model_ = regressor.prior.cost_model
-        model.reference_host_factor_ = regressor.prior.reference_host_factor
+        model.runs_host_slowdown_ = regressor.prior.runs_host_slowdown
         model.sky_filter_log_scale_ = regressor.prior.filter_log_scale
         model.source_scores_ = np.asarray(composite["source_scores"], dtype=float)
         model.source_censored_ = np.asarray(composite["source_censored"], dtype=bool)
@@ -336,9 +336,9 @@ def _check_numbers(model: Any, meta_path: Path) -> None:
     level = model.confidence_level
     if not 0.0 < level < 1.0:
         raise bad("extra.cputime_model.confidence_level", level, "is not in (0, 1)")
-    host = model.reference_host_factor_
+    host = model.runs_host_slowdown_
     if not (isinstance(host, float) and np.isfinite(host) and host > 0):
-        raise bad("prior.reference_host_factor", host, "is not a positive number")
+        raise bad("prior.runs_host_slowdown", host, "is not a positive number")
     for name, value in model.cost_model_.parameters_.items():
         if not isinstance(value, int | float) or not np.isfinite(value):
             raise bad(f"prior.cost_model.parameters.{name}", value, "is not a finite number")

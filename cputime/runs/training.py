@@ -287,7 +287,8 @@ def train_model(
     Returns
     -------
     dict
-        Summary: rows, censored rows, fitted cost parameters, host factor, data hash, folder.
+        Summary: rows, censored rows, fitted cost parameters, the runs' host slowdown, data hash,
+        folder.
     """
     from cputime.model.persistence import save_cputime_model
 
@@ -305,7 +306,7 @@ def train_model(
         "catalog_runs_censored": int(runs.censored.sum()),
         "catalog_runs_sha256": _hash_frame(runs.features),
         "feature_code_version": FEATURE_CODE_VERSION,
-        "reference_host_factor": model.reference_host_factor_,
+        "runs_host_slowdown": model.runs_host_slowdown_,
         "cost_parameters": model.cost_model_.parameters_,
         "confidence_level": confidence_level,
         "feature_summary": _feature_summary(X),
