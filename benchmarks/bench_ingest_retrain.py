@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from sacct_synth import host_factors_csv, synthetic_sacct  # noqa: E402
 
 from cputime.inputs.focalplane import SENSOR_NAMES  # noqa: E402
-from cputime.runs.hosts import read_host_factors  # noqa: E402
+from cputime.runs.hosts import read_host_slowdowns  # noqa: E402
 from cputime.runs.ingest import FeatureSource, ingest  # noqa: E402
 from cputime.runs.retrain import retrain  # noqa: E402
 from cputime.runs.store import RunsStore  # noqa: E402
@@ -67,7 +67,7 @@ def main() -> None:
 
         for label in ("ingest_first", "ingest_again"):
             start = time.perf_counter()
-            report = ingest([sacct], "sacct", store, host_factors=read_host_factors(hosts),
+            report = ingest([sacct], "sacct", store, host_slowdowns=read_host_slowdowns(hosts),
                             features=FeatureSource(visits=visits_path))[0]
             seconds = time.perf_counter() - start
             results[label] = {"seconds": round(seconds, 2), **report.to_dict(),
