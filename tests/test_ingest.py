@@ -273,3 +273,20 @@ def test_impossible_values(cpu, wall, threads, category):
                          outcome="finished", cpu_seconds=cpu, wall_seconds=wall, threads=threads)
     why = impossible(attempt)
     assert (why[0] if why else None) == category
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("host,speed\nnode*,2\n", r"hosts\.csv:1: the header must be 'host,host_slowdown'"),
+        ("host,host_slowdown\nnode*,fast\n", r"hosts\.csv:2: host_slowdown: 'fast' is not a num"),
+        ("host,factor\nnode01,1\nnode*,0\n", r"hosts\.csv:3: factor: '0' must be positive"),
+        ("host,host_slowdown\nnode*,inf\n", r"hosts\.csv:2: host_slowdown: 'inf' must be positive"),
+        ("host,host_slowdown\n", r"hosts\.csv: no host rows"),
+    ],
+)
+def test_bad_host_slowdowns_files_name_file_line_and_column(tmp_path, text, message):
+    path = tmp_path / "hosts.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        read_host_slowdowns(path)
