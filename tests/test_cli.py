@@ -280,7 +280,8 @@ def test_evaluate_with_a_given_model_writes_metrics_and_plots(tmp_path, capsys):
 
 
 #: Libraries that take most of a second to import: only the commands that need them load them.
-HEAVY_LIBRARIES = ("pandas", "sklearn", "scipy", "xgboost", "mlflow", "fastapi", "pyarrow")
+HEAVY_LIBRARIES = ("numpy", "pandas", "sklearn", "scipy", "xgboost", "mlflow", "fastapi",
+                   "pyarrow")  # fmt: skip
 
 _IMPORTED = """
 import sys
