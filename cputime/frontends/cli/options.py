@@ -66,8 +66,8 @@ class _Spelled(argparse.Action):
 
 
 def add_renamed(parser: argparse.ArgumentParser, flag: str, old: str, **kwargs) -> None:
-    """An option ``flag`` that still accepts its old spelling ``old`` (not shown by --help);
-    errors name the spelling the user typed."""
+    """An option ``flag`` that still accepts its old spelling ``old`` (named in ``flag``'s help,
+    not listed on its own); errors name the spelling the user typed."""
     kwargs["help"] = f"{kwargs['help']}; old spelling {old}"
     action = parser.add_argument(flag, action=_Spelled, **kwargs)
     parser.add_argument(old, action=_Spelled, dest=action.dest, type=action.type,
