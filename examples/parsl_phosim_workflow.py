@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     queue_max = parse_slurm_time(args.queue_max, field="--queue-max") if args.queue_max else None
     plans = []  # (input, prediction row)
     for path in args.inputs:
-        features = features_of_many([path], parse_sensors(args.sensors), progress=False)
+        features = features_of_many([path], parse_sensors(args.sensors), progress=False).table
         table = predict_jobs(loaded.model, features, threads=args.threads,
                              queue_max_seconds=queue_max, model_version=loaded.version)
         plans.extend((path, row) for row in table.to_dict("records"))

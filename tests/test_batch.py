@@ -39,30 +39,30 @@ def bad_catalog(tmp_path):
 
 @pytest.fixture()
 def serial(catalogs):
-    return features_of_many(catalogs, SENSORS, progress=False)
+    return features_of_many(catalogs, SENSORS, progress=False).table
 
 
 def test_one_table_in_input_order(catalogs, serial):
     assert len(serial) == len(catalogs) * len(SENSORS)
     assert list(serial["sensor"]) == SENSORS * len(catalogs)
-    reversed_ = features_of_many(catalogs[::-1], SENSORS, progress=False)
+    reversed_ = features_of_many(catalogs[::-1], SENSORS, progress=False).table
     pd.testing.assert_frame_equal(
         reversed_, pd.concat([serial.iloc[i:i + 2] for i in (6, 4, 2, 0)], ignore_index=True)
     )
 
 
 def test_processes_give_the_serial_table(catalogs, serial):
-    parallel = features_of_many(catalogs, SENSORS, jobs=2, progress=False)
+    parallel = features_of_many(catalogs, SENSORS, jobs=2, progress=False).table
     pd.testing.assert_frame_equal(parallel, serial)
 
 
 def test_resume_skips_inputs_already_done(catalogs, serial, tmp_path):
     work = tmp_path / "work"
-    first = features_of_many(catalogs[:2], SENSORS, resume_dir=work, progress=False)
+    first = features_of_many(catalogs[:2], SENSORS, resume_dir=work, progress=False).table
     parts = sorted(work.glob("*.parquet"))
     assert len(parts) == 2
     stamps = {p: p.stat().st_mtime_ns for p in parts}
-    table = features_of_many(catalogs, SENSORS, resume_dir=work, jobs=2, progress=False)
+    table = features_of_many(catalogs, SENSORS, resume_dir=work, jobs=2, progress=False).table
     pd.testing.assert_frame_equal(table, serial)
     pd.testing.assert_frame_equal(first, serial.iloc[:4])
     assert {p: p.stat().st_mtime_ns for p in parts} == stamps  # not recomputed
@@ -88,12 +88,12 @@ def test_part_key_covers_included_files(tmp_path):
     more = tmp_path / "more.txt"
     more.write_text("object 1 53.01 -27.44 17.8 flatlambda.txt 0 0 0 0 0 0 point none none\n")
     work = tmp_path / "work"
-    first = features_of_many([top], SENSORS, resume_dir=work, progress=False)
+    first = features_of_many([top], SENSORS, resume_dir=work, progress=False).table
     key = part_path(work, top, SENSORS)
     assert key.exists()
     more.write_text(more.read_text() * 2)  # a nested include changed
     assert part_path(work, top, SENSORS) != key
-    again = features_of_many([top], SENSORS, resume_dir=work, progress=False)
+    again = features_of_many([top], SENSORS, resume_dir=work, progress=False).table
     assert again["n_objects"].sum() == 2 * first["n_objects"].sum()
 
 
@@ -106,12 +106,12 @@ def test_bad_input_stops_the_run_naming_it(catalogs, bad_catalog, jobs):
 
 
 def test_keep_going_records_bad_inputs(catalogs, bad_catalog, serial, tmp_path):
-    table = features_of_many(
+    batch = features_of_many(
         [catalogs[0], bad_catalog, *catalogs[1:]], SENSORS, keep_going=True, progress=False,
         resume_dir=tmp_path / "work",
     )
-    pd.testing.assert_frame_equal(table, serial)
-    [failed] = table.attrs["failed"]
+    pd.testing.assert_frame_equal(batch.table, serial)
+    [failed] = batch.failures
     assert failed.path == str(bad_catalog)
     assert "bad.txt:" in failed.message
     assert len(list((tmp_path / "work").glob("*.parquet"))) == 4  # no part for the bad one
@@ -125,30 +125,58 @@ def test_parsl_thread_pool_config_file(catalogs, serial, tmp_path):
         f"config = Config(executors=[ThreadPoolExecutor(max_threads=2)], run_dir={str(tmp_path)!r},"
         " usage_tracking=0)\n"
     )
-    table = features_of_many(catalogs, SENSORS, executor="parsl", parsl_config=config,
+    batch = features_of_many(catalogs, SENSORS, executor="parsl", parsl_config=config,
                              progress=False)
-    pd.testing.assert_frame_equal(table, serial)
+    pd.testing.assert_frame_equal(batch.table, serial)
+    assert batch.failures == []
 
 
 def test_parsl_local_provider_example(catalogs, bad_catalog, serial, tmp_path, monkeypatch):
     """The shipped examples/parsl_local.py: HighThroughputExecutor on a LocalProvider."""
     monkeypatch.chdir(tmp_path)  # Parsl's runinfo/
     monkeypatch.setenv("CPUTIME_PARSL_WORKERS", "2")
-    table = features_of_many(
+    batch = features_of_many(
         [*catalogs, bad_catalog], SENSORS, executor="parsl", keep_going=True,
         parsl_config=EXAMPLES / "parsl_local.py", resume_dir=tmp_path / "work", progress=False,
     )
-    pd.testing.assert_frame_equal(table, serial)
-    assert [f.path for f in table.attrs["failed"]] == [str(bad_catalog)]
+    pd.testing.assert_frame_equal(batch.table, serial)
+    assert [f.path for f in batch.failures] == [str(bad_catalog)]
 
 
 def test_parsl_needs_a_config_defining_config(catalogs, tmp_path):
-    with pytest.raises(InputError, match="--parsl-config"):
+    with pytest.raises(InputError, match="^parsl_config: "):
         features_of_many(catalogs, SENSORS, executor="parsl")
     empty = tmp_path / "empty.py"
     empty.write_text("x = 1\n")
     with pytest.raises(InputError, match="defines no `config"):
         features_of_many(catalogs, SENSORS, executor="parsl", parsl_config=empty)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"jobs": 0}, "jobs"),
+        ({"executor": "slurm"}, "executor"),
+        ({"executor": "parsl"}, "parsl_config"),
+    ],
+)
+def test_errors_name_the_argument_not_a_flag(catalogs, kwargs, field):
+    with pytest.raises(InputError, match=f"^{field}: ") as error:
+        features_of_many(catalogs, SENSORS, progress=False, **kwargs)
+    assert "--" not in str(error.value)
+
+
+def test_cli_names_the_flags_of_batch_errors(catalogs, tmp_path, capsys):
+    assert main(["features", str(catalogs[0]), "--executor", "parsl"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cputime features: error: --parsl-config: needed for the parsl executor")
+    assert len(err.splitlines()) == 1
+    missing = tmp_path / "missing.py"
+    assert main(["features", str(catalogs[0]), "--executor", "parsl", "--parsl-config",
+                 str(missing)]) == 2  # fmt: skip
+    assert capsys.readouterr().err == (
+        f"cputime features: error: --parsl-config {missing}: no such file\n"
+    )
 
 
 def test_cli_resume_and_keep_going(catalogs, bad_catalog, serial, tmp_path, capsys):

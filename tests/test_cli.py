@@ -193,7 +193,7 @@ def test_train_from_the_twinkles_csv_and_predict_with_it(tmp_path, capsys):
         "runlimit",
         "--host-col",
         "hostname",
-        "--host-factors",
+        "--host-slowdowns",
         ROOT / "cputime" / "data" / "twinkles_host_factors.csv",
         "--runs",
         ROOT / "features" / "phosim_runs.csv",
@@ -280,7 +280,8 @@ def test_evaluate_with_a_given_model_writes_metrics_and_plots(tmp_path, capsys):
 
 
 #: Libraries that take most of a second to import: only the commands that need them load them.
-HEAVY_LIBRARIES = ("pandas", "sklearn", "scipy", "xgboost", "mlflow", "fastapi", "pyarrow")
+HEAVY_LIBRARIES = ("numpy", "pandas", "sklearn", "scipy", "xgboost", "mlflow", "fastapi",
+                   "pyarrow")  # fmt: skip
 
 _IMPORTED = """
 import sys
@@ -354,6 +355,10 @@ def test_the_public_api_resolves_on_first_use():
         (["predict", RUN_CATALOG, "--host-factor", "0"], "--host-factor"),
         (["predict", RUN_CATALOG, "--host-factor", "inf"], "--host-factor"),
         (["predict", RUN_CATALOG, "--threads", "2.5"], "--threads"),
+        (["predict", RUN_CATALOG, "--confidence-level", "1.5"], "--confidence-level"),
+        (["predict", RUN_CATALOG, "--host-slowdown", "-1"], "--host-slowdown"),
+        (["plan", RUN_CATALOG, "--cores", "0"], "--cores"),
+        (["retrain", "--name", "x", "--confidence-level", "0"], "--confidence-level"),
         (["features", RUN_CATALOG, "--jobs", "0"], "--jobs"),
         (["features", RUN_CATALOG, "-o", "/nonexistent/dir/x.csv"], "-o/--output"),
         (["slurm", RUN_CATALOG, "--threads", "-1"], "--threads"),
@@ -387,11 +392,61 @@ def test_output_to_a_folder_is_refused(tmp_path, capsys):
     assert status == ExitStatus.BAD_INPUT and "is a folder" in err
 
 
-def test_confidence_beyond_the_calibration_is_one_line(capsys):
-    status, _, err = run("predict", RUN_CATALOG, "--confidence", "0.999", capsys=capsys)
+@pytest.mark.parametrize("flag", ["--confidence-level", "--confidence"])
+def test_confidence_beyond_the_calibration_is_one_line_naming_the_flag_typed(flag, capsys):
+    status, _, err = run("predict", RUN_CATALOG, flag, "0.999", capsys=capsys)
     assert status == ExitStatus.BAD_INPUT, err
-    assert err.startswith("cputime predict: error: --confidence: 0.999")
+    assert err.startswith(f"cputime predict: error: {flag}: 0.999")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_old_spellings_of_renamed_options_mean_the_same(capsys):
+    common = ["predict", RUN_CATALOG, "--sensors", "R22_S11", "--queue-max", "1h", "--format",
+              "json"]  # fmt: skip
+    new = run(*common, "--confidence-level", "0.9", "--host-slowdown", "0.5", "--threads", "4",
+              capsys=capsys)  # fmt: skip
+    old = run(*common, "--confidence", "0.9", "--host-factor", "0.5", "--cores", "4",
+              capsys=capsys)  # fmt: skip
+    assert new[0] == old[0] == ExitStatus.OK, new[2] + old[2]
+    assert new[1] == old[1]
+    row = json.loads(new[1])[0]
+    assert (row["confidence"], row["host_factor"], row["threads"]) == (0.9, 0.5, 4)
+
+
+def test_help_says_the_units_and_the_old_spellings(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "host CPU seconds per reference-host CPU second [s/s]" in text
+    for old in ("--confidence", "--host-factor", "--cores"):
+        assert f"old spelling {old}" in text
+    assert "[--host-factor" not in text  # the usage line shows one spelling
+
+
+@pytest.mark.parametrize(
+    "argv, message, shown",
+    [
+        (["predict", "x"], "jobs: 0 must be 1 or more", "--jobs: 0 must be 1 or more"),
+        (["predict", "x"], "parsl_config x.py: no such file", "--parsl-config x.py: no such file"),
+        (["predict", "x"], "host_slowdown: 0 is not positive",
+         "--host-slowdown: 0 is not positive"),
+        (["predict", "x", "--host-factor", "2"], "host_slowdown: 2 is too slow",
+         "--host-factor: 2 is too slow"),
+        (["retrain", "--name", "n"], "holdout_fraction: 1.5 is not a fraction",
+         "--holdout: 1.5 is not a fraction"),
+        (["ingest", "l", "--format", "csv"], "log_format: 'x' is unknown",
+         "--format: 'x' is unknown"),
+        (["runs"], "runs_db sqlite:///x.db: empty", "--runs-db sqlite:///x.db: empty"),
+        (["predict", "x"], "visit.txt:3: bad line", "visit.txt:3: bad line"),
+        (["train", "t", "--target", "y"], "jobs: 0 must be 1 or more",
+         "jobs: 0 must be 1 or more"),  # not an option of train
+    ],
+)  # fmt: skip
+def test_library_errors_naming_a_field_are_shown_with_the_flag_typed(argv, message, shown):
+    from cputime.frontends.cli import build_parser
+
+    parser = build_parser()
+    assert parser.commands[argv[0]].name_flags(message, parser.parse_args(argv)) == shown
 
 
 def test_queue_max_bare_number_is_minutes_as_in_slurm(capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -59,9 +60,14 @@ def test_bad_regressor_params_are_one_line_errors(tmp_path, capsys, params, mess
                  f"--regressor-params={params}"])
     assert code == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"cputime retrain: error: {message}")
+    # The command line names the option where the library names its argument.
+    flagged = message.replace("regressor_params:", "--regressor-params:", 1)
+    assert err.startswith(f"cputime retrain: error: {flagged}")
     assert err.count("\n") == 1
     assert not (tmp_path / "runs.db").exists()
+    if message.startswith("regressor_params:"):
+        with pytest.raises(InputError, match=f"^{re.escape(message)}"):
+            check_regressor_params(json.loads(params))
 
 
 def test_checks_accept_good_values():

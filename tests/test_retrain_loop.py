@@ -42,7 +42,7 @@ def catalog_runs() -> Path:
 
 def _ingest(sacct: Path, visits: Path, hosts: Path, uri: str, capsys) -> list[dict]:
     code = main(["ingest", str(sacct), "--format", "sacct", "--visits", str(visits),
-                 "--host-factors", str(hosts), "--runs-db", uri])
+                 "--host-slowdowns", str(hosts), "--runs-db", uri])
     out = capsys.readouterr()
     assert code == 0, out.err
     return json.loads(out.out)

@@ -32,7 +32,14 @@ import pandas as pd
 
 from cputime.errors import InputError
 
-__all__ = ["EXECUTORS", "FailedInput", "features_of_many", "load_parsl_config", "part_path"]
+__all__ = [
+    "EXECUTORS",
+    "BatchFeatures",
+    "FailedInput",
+    "features_of_many",
+    "load_parsl_config",
+    "part_path",
+]
 
 #: Ways to run the work: local processes, or a Parsl configuration.
 EXECUTORS = ("local", "parsl")
@@ -44,6 +51,15 @@ class FailedInput:
 
     path: str
     message: str
+
+
+@dataclass(frozen=True)
+class BatchFeatures:
+    """What :func:`features_of_many` read: the features of the inputs that could be read, in
+    input order, and the inputs it skipped (``keep_going=True``), in input order."""
+
+    table: pd.DataFrame
+    failures: list[FailedInput]
 
 
 def features_of_many(
@@ -58,7 +74,7 @@ def features_of_many(
     progress: bool = True,
     resume_dir: str | Path | None = None,
     keep_going: bool = False,
-) -> pd.DataFrame:
+) -> BatchFeatures:
     """Features of many catalogs or visit tables, as one table in input order.
 
     Parameters
@@ -83,13 +99,13 @@ def features_of_many(
         Work folder for per-input part files; inputs whose part exists are not read again.
     keep_going : bool, default False
         Skip inputs that fail with :class:`~cputime.errors.InputError` instead of stopping; the
-        skipped inputs are listed in ``table.attrs["failed"]`` (:class:`FailedInput`).
+        skipped inputs are listed in the result's ``failures``.
 
     Returns
     -------
-    pandas.DataFrame
-        The rows of :func:`cputime.physics.features.features_of_inputs` for every input, in input
-        order.
+    BatchFeatures
+        ``table``: the rows of :func:`cputime.physics.features.features_of_inputs` for every
+        input read, in input order; ``failures``: the inputs skipped (:class:`FailedInput`).
 
     Raises
     ------
@@ -97,11 +113,11 @@ def features_of_many(
         For the first bad input (its message names the input), unless ``keep_going``.
     """
     if executor not in EXECUTORS:
-        raise InputError(f"--executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
+        raise InputError(f"executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
     if jobs < 1:
-        raise InputError(f"--jobs: {jobs} must be 1 or more")
+        raise InputError(f"jobs: {jobs} must be 1 or more")
     if executor == "parsl" and parsl_config is None:
-        raise InputError("--parsl-config: needed with --executor parsl (a Python file defining "
+        raise InputError("parsl_config: needed for the parsl executor (a Python file defining "
                          "`config`, see examples/parsl_local.py)")
     paths = [str(Path(p)) for p in inputs]
     sensors = list(sensors) if sensors else None
@@ -140,8 +156,7 @@ def features_of_many(
         frame = results.get(i)
         frames.append(pd.read_parquet(parts[i]) if frame is None else frame)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    table.attrs["failed"] = [failed[i] for i in sorted(failed)]
-    return table
+    return BatchFeatures(table, [failed[i] for i in sorted(failed)])
 
 
 def part_path(
@@ -197,11 +212,11 @@ def load_parsl_config(spec):
         return spec
     path = Path(spec)
     if not path.is_file():
-        raise InputError(f"--parsl-config {path}: no such file")
+        raise InputError(f"parsl_config {path}: no such file")
     namespace = runpy.run_path(str(path))
     config = namespace.get("config")
     if not isinstance(config, Config):
-        raise InputError(f"--parsl-config {path}: defines no `config = parsl.config.Config(...)`")
+        raise InputError(f"parsl_config {path}: defines no `config = parsl.config.Config(...)`")
     return config
 
 

@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # imported where used, so that ``cputime --help`` does not lo
 
 from cputime.deprecation import renamed_keywords
 from cputime.durations import parse_clock
-from cputime.planning.policy import signal_lead_seconds
 
 __all__ = [
     "SLURM_FORMATS",
@@ -227,6 +226,9 @@ def slurm_options(row: Mapping, *, job_name: str = "phosim") -> list[list[str]]:
         to write into PhoSim's commands file. Segments must run in order: submit segment ``k+1``
         with ``--dependency=afterok:<job id of segment k>``.
     """
+    # Imported here: the policy loads numpy, and ``cputime --help`` imports this module.
+    from cputime.planning.policy import signal_lead_seconds
+
     segments = int(row["segments"])
     name = f"{job_name}_{int(row['obshistid'])}_{row['sensor']}"
     times = str(row["segment_slurm_times"]).split(";")

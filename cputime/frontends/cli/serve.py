@@ -1,0 +1,82 @@
+"""``cputime serve``: the HTTP service."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+
+from cputime.frontends.cli.options import COUNT, NON_NEGATIVE, add_command, interval, model_options
+from cputime.frontends.cli.status import ExitStatus
+
+
+def add_parser(subparsers) -> None:
+    parser = add_command(
+        subparsers,
+        "serve",
+        "HTTP service: predictions as JSON (OpenAPI docs at /docs)",
+        """
+        cputime serve --model models:/cputime@champion --tracking-uri sqlite:///mlflow.db
+        curl -s localhost:8000/v1/predict --json '{"visits": [{"obshistid": 230, "filter": 2,
+            "altitude": 66.3, "moonalt": -36.1, "moonphase": 3.8, "dist2moon": 124.3,
+            "sunalt": -32.7}]}'
+    """,
+        run,
+    )
+    model_options(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=interval(int, 0, 65535), default=8000)
+    parser.add_argument(
+        "--max-body-bytes",
+        type=interval(int, 0, None),
+        default=8 * 1024 * 1024,
+        help="larger request bodies get 413",
+    )
+    parser.add_argument(
+        "--poll-seconds",
+        type=NON_NEGATIVE,
+        default=30.0,
+        help="how often a models:/NAME@ALIAS is re-resolved (0: never)",
+    )
+    parser.add_argument("--workers", type=COUNT, default=1, help="server processes")
+    parser.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log every request",
+    )
+
+
+def run(args) -> int:
+    import uvicorn
+
+    from cputime.frontends.service import ServiceSettings, server_options
+    from cputime.runs.registry import resolve_model
+
+    settings = dataclasses.replace(
+        ServiceSettings.from_env(),  # CPUTIME_* variables set what the options do not
+        model=args.model,
+        tracking_uri=args.tracking_uri,
+        max_body_bytes=args.max_body_bytes,
+        poll_seconds=args.poll_seconds,
+    )
+    # Load the model once here, so that a wrong --model is one line and exit 2 before the server
+    # starts, rather than a traceback from every worker.
+    resolve_model(settings.model, tracking_uri=settings.tracking_uri)
+    # Workers are separate processes: they build the app from these environment variables.
+    # Requests are small: XGBoost's OpenMP threads would only contend with the server's (one-row
+    # DMatrix set-up measured at 0.2 ms on one thread, 24 ms on two on a busy 2-core host).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    for variable in ServiceSettings.ENV.values():
+        os.environ.pop(variable, None)
+    os.environ.update(settings.to_env())
+    uvicorn.run(
+        "cputime.frontends.service:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=args.access_log,
+        **server_options(),
+    )
+    return ExitStatus.OK
