@@ -776,7 +776,7 @@ def _cmd_serve(args) -> int:
     import uvicorn
 
     from cputime.frontends.service import ServiceSettings, server_options
-    from cputime.runs.registry import resolve_model
+    from cputime.model.loading import resolve_model
 
     settings = dataclasses.replace(
         ServiceSettings.from_env(),  # CPUTIME_* variables set what the options do not
@@ -808,8 +808,8 @@ def _cmd_serve(args) -> int:
 
 
 def _predictions(args) -> pd.DataFrame:
+    from cputime.model.loading import resolve_model
     from cputime.planning.predictions import predict_jobs
-    from cputime.runs.registry import resolve_model
 
     loaded = resolve_model(args.model, tracking_uri=args.tracking_uri)
     features = _features(args)
@@ -901,7 +901,7 @@ def _cmd_build_default(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from cputime.runs.registry import resolve_model
+    from cputime.model.loading import resolve_model
     from cputime.runs.report import write_report
 
     table, runs = _training_data(args)
@@ -989,8 +989,8 @@ def _cmd_retrain(args) -> int:
 def _cmd_monitor(args) -> int:
     from datetime import UTC, datetime
 
+    from cputime.model.loading import resolve_model
     from cputime.runs.monitor import monitor
-    from cputime.runs.registry import resolve_model
     from cputime.runs.store import RunsStore
 
     since = None
@@ -1022,7 +1022,7 @@ def _cmd_monitor(args) -> int:
 
 def _existing_store(uri: str) -> None:
     """Refuse a ``--runs-db`` SQLite file that does not exist, rather than create an empty one."""
-    from cputime.runs.registry import sqlite_database
+    from cputime.model.loading import sqlite_database
 
     path = sqlite_database(uri)
     if path is not None and not path.is_file():

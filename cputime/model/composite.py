@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from cputime.model.conformal import (
     check_confidence_level,
@@ -41,7 +42,6 @@ from cputime.model.extrapolation import (
     extrapolation_dex_columns,
     range_limits,
 )
-from cputime.model.persistence import register_prior_kind
 from cputime.physics.checkpoints import DARK_SKY_TYPES, MOON_TYPES
 from cputime.physics.columns import FeatureColumns, as_columns
 from cputime.physics.cost import SOURCE_PARTS, PhosimCostModel, sum_parts
@@ -154,29 +154,8 @@ class SkyPrior:
     def predict_log_seconds(self, X: pd.DataFrame | FeatureColumns) -> np.ndarray:
         return np.log(self.sky_seconds(X))
 
-    kind = "sky_prior"
 
-    def to_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "cost_model": self.cost_model.to_dict(),
-            "reference_host_factor": self.reference_host_factor,
-            "filter_log_scale": self.filter_log_scale,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SkyPrior:
-        return cls(
-            PhosimCostModel.from_dict(data["cost_model"]),
-            float(data["reference_host_factor"]),
-            data.get("filter_log_scale"),
-        )
-
-
-register_prior_kind(SkyPrior.kind, SkyPrior.from_dict)
-
-
-class CPUTimeModel:
+class CPUTimeModel(BaseEstimator):
     """Median and calibrated upper bound of PhoSim CPU time per (visit, sensor).
 
     Parameters

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
 
 from cputime.physics.checkpoints import (
     N_SOURCE_TYPES,
@@ -105,7 +106,7 @@ NEUTRAL_PARAMETERS = {
 }
 
 
-class PhosimCostModel:
+class PhosimCostModel(RegressorMixin, BaseEstimator):
     """PhoSim CPU time as a sum of named parts, on the host the runs were measured on.
 
     Parameters
@@ -383,26 +384,6 @@ class PhosimCostModel:
             bright = ~np.isnan(features.number("bright_star_mag_1", np.nan))
             return int((bright & ~censored).sum()) >= 2
         return True
-
-    # ----------------------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        """JSON-ready description (see :mod:`cputime.model.persistence`)."""
-        return {
-            "kind": "phosim_cost",
-            "parameters": dict(self._values()),
-            "fixed": list(self.fixed),
-            "measured_filters": list(getattr(self, "measured_filters_", [])),
-            "n_fit_runs": getattr(self, "n_fit_runs_", 0),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> PhosimCostModel:
-        """A fitted model from :meth:`to_dict`'s description."""
-        model = cls(parameters=data.get("parameters"), fixed=tuple(data.get("fixed", ())))
-        model.parameters_ = model._start()
-        model.measured_filters_ = [int(f) for f in data.get("measured_filters", [])]
-        model.n_fit_runs_ = int(data.get("n_fit_runs", 0))
-        return model
 
 
 def _to_free(name: str, value: float) -> float:
