@@ -26,13 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from cputime.model.conformal import (
     check_confidence_level,
     km_conformal_upper_quantile,
     min_calibration_size,
 )
-from cputime.model.estimator import CPUTimeRegressor
+from cputime.model.estimator import CPUTimeRegressor, check_frame, check_target
 from cputime.model.extrapolation import (
     DIMENSIONS,
     SKY_DIMENSIONS,
@@ -228,8 +229,7 @@ class CPUTimeModel(BaseEstimator):
         """
         check_confidence_level(self.confidence_level)
         self.__dict__.pop("source_bounds_", None)
-        y = np.asarray(y, dtype=float)
-        censored = np.zeros(len(y), bool) if censored is None else np.asarray(censored, bool)
+        y, censored = check_target(check_frame(X, "fit"), y, censored)
         self.cost_model_ = PhosimCostModel().fit(runs.features, runs.cpu_seconds, runs.censored)
         self.source_scores_, self.source_censored_, self.source_extrapolation_dex_ = (
             leave_one_group_out_scores(runs)
@@ -326,6 +326,7 @@ class CPUTimeModel(BaseEstimator):
     ) -> dict[str, np.ndarray]:
         """:meth:`predict_frame` on feature columns (:meth:`feature_columns`): the same names,
         each an array; what every prediction path computes."""
+        check_is_fitted(self, "sky_regressor_")
         default = self.confidence_level if confidence_level is None else confidence_level
         level = np.broadcast_to(np.asarray(default, dtype=float), (len(X),))
         distinct = np.unique(level)
@@ -472,6 +473,7 @@ class CPUTimeModel(BaseEstimator):
     def feature_columns(self, X: pd.DataFrame | FeatureColumns) -> FeatureColumns:
         """The model's features of a table as :class:`~cputime.physics.columns.FeatureColumns`,
         converted once (a ValueError names the missing ones)."""
+        check_is_fitted(self, "sky_regressor_")
         missing = [c for c in self.feature_names_in_ if c not in X]
         if missing:
             raise ValueError(f"features missing: {missing}")

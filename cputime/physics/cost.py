@@ -327,9 +327,16 @@ class PhosimCostModel(RegressorMixin, BaseEstimator):
         """
         from scipy.optimize import least_squares
 
-        y = np.log10(np.asarray(cpu_seconds, dtype=float))
         features = as_columns(features)
-        cens = np.zeros(len(y), bool) if censored is None else np.asarray(censored, bool)
+        seconds = np.asarray(cpu_seconds, dtype=float).ravel()
+        if len(features) == 0 or seconds.size != len(features):
+            raise ValueError(f"fit: {seconds.size} CPU times for {len(features)} runs")
+        if not np.all(np.isfinite(seconds) & (seconds > 0)):
+            raise ValueError("fit: cpu_seconds must be finite CPU times > 0 [s]")
+        y = np.log10(seconds)
+        cens = np.zeros(len(y), bool) if censored is None else np.asarray(censored, bool).ravel()
+        if cens.size != y.size:
+            raise ValueError(f"fit: {cens.size} censoring flags for {y.size} runs")
         self.parameters_ = self._start()
         self.measured_filters_ = sorted(
             f for f in FILTER_PARAMETERS if _has_finished(cens, features.number("filter", 2.0) == f)
