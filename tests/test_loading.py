@@ -74,10 +74,18 @@ def test_the_loaded_model_says_where_it_came_from(tmp_path):
     assert (mine.name, mine.version, mine.source) == ("mine", "mine", str(folder))
 
 
-def test_loading_a_folder_does_not_import_mlflow():
-    code = ("import sys; from cputime.model.loading import resolve_model; resolve_model(None); "
-            "assert 'mlflow' not in sys.modules, 'mlflow imported'")  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+@pytest.mark.parametrize(
+    ("code", "absent"),
+    [
+        # MLflow only for models:/ specs
+        ("from cputime.model.loading import resolve_model; resolve_model(None)", "mlflow"),
+        # persistence sits above the model: the model never imports it
+        ("import cputime.model.composite", "cputime.model.persistence"),
+    ],
+)
+def test_what_is_not_imported(code, absent):
+    check = f"import sys; {code}; assert {absent!r} not in sys.modules, '{absent} imported'"
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                             cwd=ROOT)  # fmt: skip
     assert result.returncode == 0, result.stderr
 

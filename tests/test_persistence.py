@@ -7,8 +7,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -107,14 +105,6 @@ def test_the_shipped_model_is_one_document_in_the_current_format():
     assert {"params", "learned", "cost_model", "sky_regressor", "training"} <= set(metadata)
     assert "prior" not in metadata["sky_regressor"]["params"]  # rebuilt from the composite
     assert metadata["training"]["training_rows"] == 934
-
-
-def test_composite_does_not_import_persistence():
-    code = ("import sys, cputime.model.composite; "
-            "assert 'cputime.model.persistence' not in sys.modules, 'imported'")  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=ROOT)  # fmt: skip
-    assert result.returncode == 0, result.stderr
 
 
 def test_saving_refuses_an_unfitted_model_or_a_grouping_function(fitted, tmp_path):
