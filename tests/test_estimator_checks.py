@@ -37,10 +37,9 @@ from cputime.runs.training import (
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"n_estimators": 10, "learning_rate": 0.3, "cv": 3}
 
-ARRAY_INPUT = ("features are read by name: X must be a DataFrame with named columns, and this "
-               "check passes a bare array (refused with a TypeError)")  # fmt: skip
-NEEDS_RUNS = ("fit(X, y) is not enough: the cost parts are fitted on the measured PhoSim runs "
-              "(fit(..., runs=MeasuredRuns))")  # fmt: skip
+#: Why a check does not apply (the module docstring says more).
+ARRAY_INPUT = "passes a bare array; features are read by name from a DataFrame"
+NEEDS_RUNS = "calls fit(X, y); the cost parts need fit(..., runs=MeasuredRuns)"
 
 #: Checks that fit on (or predict) bare arrays; every estimator here refuses them.
 _ARRAY_CHECKS = (
@@ -67,14 +66,12 @@ _REGRESSOR_ARRAY_CHECKS = (
 def expected_failed_checks(estimator) -> dict[str, str]:
     """Check name -> why it does not apply to ``estimator``."""
     if isinstance(estimator, CPUTimeModel):
-        return dict.fromkeys(_ARRAY_CHECKS, f"{NEEDS_RUNS}; and {ARRAY_INPUT}")
+        return dict.fromkeys(_ARRAY_CHECKS, NEEDS_RUNS)
     expected = dict.fromkeys(_ARRAY_CHECKS + _REGRESSOR_ARRAY_CHECKS, ARRAY_INPUT)
     if isinstance(estimator, PhosimCostModel):
-        expected["check_estimators_unfitted"] = (
-            "an unfitted cost model is the physical model at its given `parameters` "
-            "(DEFAULT_PARAMETERS: the fit on PhoSim 3.4 runs) and predicts with them; it has no "
-            "learned state (`parameters_`) until fit"
-        )
+        # Unfitted, the cost model is the physical model at its given `parameters`
+        # (DEFAULT_PARAMETERS: the fit on PhoSim 3.4 runs); it learns `parameters_` in fit.
+        expected["check_estimators_unfitted"] = "unfitted, it predicts with its parameters"
     return expected
 
 
