@@ -192,7 +192,8 @@ def bench_cputime(args) -> dict:
 def bench_mlflow(args) -> dict:
     """``mlflow models serve`` on the same model, or why it could not run."""
     try:
-        from cputime.runs.registry import default_model_dir, save_mlflow_model
+        from cputime.model.loading import default_model_dir
+        from cputime.runs.registry import save_mlflow_model
     except ImportError as err:
         return {"server": "mlflow models serve", "skipped": f"mlflow not importable: {err}"}
     work = Path(tempfile.mkdtemp(prefix="cputime-mlflow-"))

@@ -67,7 +67,8 @@ def __dir__() -> list[str]:
 
 
 def load_model(spec: str | None = None, *, tracking_uri: str | None = None) -> CPUTimeModel:
-    """Load a model: None for the shipped default, a folder, or ``models:/NAME@ALIAS``."""
-    from cputime.runs.registry import resolve_model
+    """Load a model: None for the shipped default, a folder, or ``models:/NAME@ALIAS``
+    (:func:`cputime.model.loading.resolve_model`)."""
+    from cputime.model.loading import resolve_model
 
     return resolve_model(spec, tracking_uri=tracking_uri).model

@@ -32,8 +32,8 @@ from cputime.durations import parse_slurm_time
 from cputime.frontends.batch import features_of_many, load_parsl_config
 from cputime.frontends.workflow import parsl_kwargs_of_row
 from cputime.inputs.focalplane import parse_sensors
+from cputime.model.loading import resolve_model
 from cputime.planning.predictions import predict_jobs
-from cputime.runs.registry import resolve_model
 
 STAND_IN = (
     "echo phosim {catalog} -s {sensor} -t {threads} "

@@ -13,6 +13,7 @@ import pytest
 
 from cputime.errors import InputError
 from cputime.frontends.cli import ExitStatus, main
+from cputime.model.loading import resolve_model
 from cputime.physics.features import CATALOG_COLUMNS, FEATURE_COLUMNS
 from cputime.runs.monitor import (
     DISCRETE_FEATURES,
@@ -22,7 +23,6 @@ from cputime.runs.monitor import (
     monitor,
     population_stability_index,
 )
-from cputime.runs.registry import resolve_model
 from cputime.runs.store import RunsStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,8 +37,7 @@ def training() -> pd.DataFrame:
 
 def _shipped_summary() -> dict:
     metadata = json.loads((ROOT / "models" / "default" / "metadata.json").read_text())
-    training = metadata.get("training") or metadata["extra"]["training"]
-    return training["feature_summary"]
+    return metadata["training"]["feature_summary"]
 
 
 @pytest.mark.parametrize("reference", ["shipped quantiles", "feature_reference"])

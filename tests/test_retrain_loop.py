@@ -13,7 +13,8 @@ import pytest
 from sacct_synth import host_factors_csv, synthetic_sacct
 
 from cputime.frontends.cli import ExitStatus, main
-from cputime.runs.registry import CHAMPION, resolve_model
+from cputime.model.loading import resolve_model
+from cputime.runs.registry import CHAMPION
 from cputime.runs.retrain import retrain, time_split
 from cputime.runs.store import RunsStore
 

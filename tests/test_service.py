@@ -251,7 +251,8 @@ def test_still_healthy_after_bad_input(server, client):
 
 
 def test_follows_the_champion_without_failing_requests(tmp_path):
-    from cputime.runs.registry import default_model_dir, log_and_register, set_champion
+    from cputime.model.loading import default_model_dir
+    from cputime.runs.registry import log_and_register, set_champion
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     first = log_and_register(default_model_dir(), name="cputime", tracking_uri=uri)

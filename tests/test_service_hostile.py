@@ -309,12 +309,13 @@ def test_seeded_fuzz_of_json_bodies_and_uploads_gives_no_500(server, client):
 
 
 def test_champion_that_cannot_predict_is_not_served_nor_fetched_again(tmp_path):
-    from cputime.runs.registry import default_model_dir, log_and_register, set_champion
+    from cputime.model.loading import default_model_dir
+    from cputime.runs.registry import log_and_register, set_champion
 
     broken = tmp_path / "broken"
     shutil.copytree(default_model_dir(), broken)
     metadata = json.loads((broken / "metadata.json").read_text())
-    calibration = metadata["calibration"]
+    calibration = metadata["sky_regressor"]["learned"]
     calibration["upper_log_offset"] = 1e300  # every upper bound would be infinite
     calibration["group_log_offsets"] = dict.fromkeys(calibration["group_log_offsets"], 1e300)
     (broken / "metadata.json").write_text(json.dumps(metadata))

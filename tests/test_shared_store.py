@@ -115,11 +115,12 @@ def test_sqlite_writer_waits_for_another_instead_of_failing(tmp_path):
 def test_mlflow_tracking_store_on_postgresql_with_concurrent_registrations(postgres):
     from mlflow import MlflowClient
 
-    from cputime.runs.registry import resolve_model
+    from cputime.model.loading import resolve_model
 
     uri = create_database(postgres, "mlflow")
     MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()  # creates the tables
-    script = ("import sys; from cputime.runs.registry import default_model_dir, log_and_register; "
+    script = ("import sys; from cputime.model.loading import default_model_dir; "
+              "from cputime.runs.registry import log_and_register; "
               "print(log_and_register(default_model_dir(), name='cputime', "
               "tracking_uri=sys.argv[1]).version)")
     procs = [subprocess.Popen([sys.executable, "-c", script, uri], stdout=subprocess.PIPE,

@@ -18,7 +18,7 @@ import pandas as pd
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
-from cputime.runs.registry import PYFUNC_ARTIFACT
+from cputime.model.loading import PYFUNC_ARTIFACT
 
 
 class CPUTimePyfunc(PythonModel):

@@ -160,7 +160,7 @@ def get_settings() -> ServiceSettings:
 class ServedModel:
     """A loaded model and its description, swapped as one immutable reference."""
 
-    loaded: Any  # cputime.runs.registry.LoadedModel
+    loaded: Any  # cputime.model.loading.LoadedModel
     info: dict = field(default_factory=dict)
 
     @classmethod
@@ -175,26 +175,24 @@ class ServedModel:
 def model_info(loaded) -> dict:
     """What ``GET /v1/model`` reports, from the model and its saved metadata."""
     metadata = dict(getattr(loaded, "metadata", None) or {})
-    extra = metadata.get("extra") or {}
-    calibration = metadata.get("calibration") or {}
-    censored = calibration.get("score_censored") or []
     model = loaded.model
+    regressor = model.sky_regressor_
     return jsonable_encoder(
         {
             "name": loaded.name,
             "version": str(loaded.version),
             "features": [str(f) for f in getattr(model, "feature_names_in_", [])],
-            "features_used": metadata.get("features_used", []),
+            "features_used": list(regressor.features_used_),
             "reference_sensor": model.reference_sensor,
             "calibration": {
                 "confidence_level": model.confidence_level,
-                "scores": len(calibration.get("conformity_scores") or []),
-                "censored_scores": int(sum(bool(c) for c in censored)),
-                "upper_log_offset": calibration.get("upper_log_offset"),
+                "scores": len(regressor.conformity_scores_),
+                "censored_scores": int(regressor.score_censored_.sum()),
+                "upper_log_offset": regressor.upper_log_offset_,
             },
             "confidence_level": model.confidence_level,
-            "training": extra.get("training", metadata.get("training", {})),
-            "metrics": extra.get("metrics", metadata.get("metrics", {})),
+            "training": loaded.training,
+            "metrics": loaded.metrics,
             "versions": metadata.get("versions", {}),
         }
     )
@@ -223,7 +221,7 @@ def trial_prediction(served: ServedModel) -> None:
 
 
 def _load(settings: ServiceSettings) -> ServedModel:
-    from cputime.runs.registry import resolve_model
+    from cputime.model.loading import resolve_model
 
     served = ServedModel.of(resolve_model(settings.model, tracking_uri=settings.tracking_uri))
     trial_prediction(served)
@@ -238,7 +236,7 @@ def _alias_target(settings: ServiceSettings) -> str:
     """``NAME/VERSION`` that the alias ``models:/NAME@ALIAS`` points to now (one cheap query)."""
     from mlflow import MlflowClient
 
-    from cputime.runs.registry import tracking_uri_or_default
+    from cputime.model.loading import tracking_uri_or_default
 
     name, alias = settings.model.removeprefix("models:/").split("@", 1)
     uri = tracking_uri_or_default(settings.tracking_uri)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,17 +36,17 @@ __all__ = [
 SLURM_FORMATS = ("sbatch", "args")
 
 
-@lru_cache(maxsize=8)
-def _resolved(spec: str | None, tracking_uri: str | None):
-    from cputime.runs.registry import resolve_model
-
-    return resolve_model(spec, tracking_uri=tracking_uri)
-
-
 def _model_and_version(model, tracking_uri: str | None):
-    """(CPUTimeModel, version) from None / a spec / a LoadedModel / a fitted model."""
+    """(CPUTimeModel, version) from None / a spec / a LoadedModel / a fitted model.
+
+    A spec is loaded once per version (:func:`cputime.model.loading.load_cached`): an alias such
+    as ``models:/NAME@champion`` is looked up at each call, so a long-running driver predicts
+    with the new champion from the first call after a promotion.
+    """
     if model is None or isinstance(model, str | Path):
-        loaded = _resolved(None if model is None else str(model), tracking_uri)
+        from cputime.model.loading import load_cached
+
+        loaded = load_cached(model, tracking_uri)
         return loaded.model, str(loaded.version)
     if hasattr(model, "model") and hasattr(model, "version"):
         return model.model, str(model.version)

@@ -1,2 +1,2 @@
-"""Model: the quantile estimator, conformal calibration, the composite CPU-time model and
-its persistence."""
+"""Model: the quantile estimator, conformal calibration, the composite CPU-time model, its
+persistence (one JSON document plus the booster) and its loading from any model spec."""

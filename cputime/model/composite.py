@@ -25,13 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from cputime.model.conformal import (
     check_confidence_level,
     km_conformal_upper_quantile,
     min_calibration_size,
 )
-from cputime.model.estimator import CPUTimeRegressor
+from cputime.model.estimator import CPUTimeRegressor, check_frame, check_target
 from cputime.model.extrapolation import (
     DIMENSIONS,
     SKY_DIMENSIONS,
@@ -41,7 +43,6 @@ from cputime.model.extrapolation import (
     extrapolation_dex_columns,
     range_limits,
 )
-from cputime.model.persistence import register_prior_kind
 from cputime.physics.checkpoints import DARK_SKY_TYPES, MOON_TYPES
 from cputime.physics.columns import FeatureColumns, as_columns
 from cputime.physics.cost import SOURCE_PARTS, PhosimCostModel, sum_parts
@@ -154,40 +155,8 @@ class SkyPrior:
     def predict_log_seconds(self, X: pd.DataFrame | FeatureColumns) -> np.ndarray:
         return np.log(self.sky_seconds(X))
 
-    kind = "sky_prior"
 
-    def to_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "cost_model": self.cost_model.to_dict(),
-            "runs_host_slowdown": self.runs_host_slowdown,
-            "filter_log_scale": self.filter_log_scale,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SkyPrior:
-        return cls(
-            PhosimCostModel.from_dict(data["cost_model"]),
-            _runs_host_slowdown(data),
-            data.get("filter_log_scale"),
-        )
-
-
-def _runs_host_slowdown(data: dict) -> float:
-    """A saved prior's slowdown; models saved before the rename stored its inverse
-    (``reference_host_factor``, reference-host seconds per second of the runs' host)."""
-    if "runs_host_slowdown" in data:
-        return float(data["runs_host_slowdown"])
-    factor = float(data["reference_host_factor"])
-    if not 0 < factor < np.inf:
-        raise ValueError(f"prior.reference_host_factor: {factor!r} is not a positive number")
-    return 1.0 / factor
-
-
-register_prior_kind(SkyPrior.kind, SkyPrior.from_dict)
-
-
-class CPUTimeModel:
+class CPUTimeModel(BaseEstimator):
     """Median and calibrated upper bound of PhoSim CPU time per (visit, sensor).
 
     Parameters
@@ -260,8 +229,7 @@ class CPUTimeModel:
         """
         check_confidence_level(self.confidence_level)
         self.__dict__.pop("source_bounds_", None)
-        y = np.asarray(y, dtype=float)
-        censored = np.zeros(len(y), bool) if censored is None else np.asarray(censored, bool)
+        y, censored = check_target(check_frame(X, "fit"), y, censored)
         self.cost_model_ = PhosimCostModel().fit(runs.features, runs.cpu_seconds, runs.censored)
         self.source_scores_, self.source_censored_, self.source_extrapolation_dex_ = (
             leave_one_group_out_scores(runs)
@@ -361,6 +329,7 @@ class CPUTimeModel:
     ) -> dict[str, np.ndarray]:
         """:meth:`predict_frame` on feature columns (:meth:`feature_columns`): the same names,
         each an array; what every prediction path computes."""
+        check_is_fitted(self, "sky_regressor_")
         default = self.confidence_level if confidence_level is None else confidence_level
         level = np.broadcast_to(np.asarray(default, dtype=float), (len(X),))
         distinct = np.unique(level)
@@ -507,6 +476,7 @@ class CPUTimeModel:
     def feature_columns(self, X: pd.DataFrame | FeatureColumns) -> FeatureColumns:
         """The model's features of a table as :class:`~cputime.physics.columns.FeatureColumns`,
         converted once (a ValueError names the missing ones)."""
+        check_is_fitted(self, "sky_regressor_")
         missing = [c for c in self.feature_names_in_ if c not in X]
         if missing:
             raise ValueError(f"features missing: {missing}")

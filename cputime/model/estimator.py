@@ -27,7 +27,13 @@ from cputime.model.conformal import (
     min_calibration_size,
 )
 
-__all__ = ["AFT_LOSS_DISTRIBUTIONS", "CALIBRATION_GROUPINGS", "CPUTimeRegressor"]
+__all__ = [
+    "AFT_LOSS_DISTRIBUTIONS",
+    "CALIBRATION_GROUPINGS",
+    "CPUTimeRegressor",
+    "check_frame",
+    "check_target",
+]
 
 #: Error distributions of log CPU time accepted by XGBoost's ``survival:aft``.
 AFT_LOSS_DISTRIBUTIONS = ("normal", "logistic", "extreme")
@@ -220,34 +226,9 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
             if bad:
                 raise ValueError(f"monotone_constraints values must be -1, 0 or 1, got {bad}")
 
-    @staticmethod
-    def _check_frame(X: Any, method: str) -> pd.DataFrame:
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(
-                f"{method}: X must be a pandas DataFrame with named feature columns, "
-                f"got {type(X).__name__}"
-            )
-        return X
-
-    @staticmethod
-    def _check_target(X: pd.DataFrame, y: Any, censored: Any) -> tuple[np.ndarray, np.ndarray]:
-        seconds = np.asarray(y, dtype=float).ravel()
-        if seconds.size != len(X):
-            raise ValueError(f"y has {seconds.size} values but X has {len(X)} rows")
-        if not np.all(np.isfinite(seconds) & (seconds > 0)):
-            raise ValueError("y must be finite CPU times > 0 [s]")
-        if censored is None:
-            cens = np.zeros(seconds.size, dtype=bool)
-        else:
-            cens = np.asarray(censored).ravel()
-            if cens.size != seconds.size:
-                raise ValueError(f"censored has {cens.size} values but y has {seconds.size}")
-            cens = cens.astype(bool)
-        return seconds, cens
-
     def _check_predict_frame(self, X: Any, method: str) -> pd.DataFrame:
         check_is_fitted(self, "booster_")
-        X = self._check_frame(X, method)
+        X = check_frame(X, method)
         expected = list(self.feature_names_in_)
         missing = [c for c in expected if c not in X.columns]
         unexpected = [c for c in X.columns if c not in expected]
@@ -402,8 +383,8 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         self : CPUTimeRegressor
         """
         self._validate_params()
-        X = self._check_frame(X, "fit")
-        seconds, cens = self._check_target(X, y, censored)
+        X = check_frame(X, "fit")
+        seconds, cens = check_target(X, y, censored)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         if len(set(self.feature_names_in_)) != len(self.feature_names_in_):
             raise ValueError("fit: X has duplicate column names")
@@ -460,7 +441,7 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
             raise _order_error("conformalize", "fit")
         check_confidence_level(self.confidence_level)
         X = self._check_predict_frame(X, "conformalize")
-        seconds, cens = self._check_target(X, y, censored)
+        seconds, cens = check_target(X, y, censored)
         scores = np.log(seconds) - self._predict_log(X)
         self._set_scores(scores, cens, self._groups(X))
         return self
@@ -581,6 +562,42 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         offsets = self.upper_log_offsets(X, confidence_level)
         with np.errstate(over="ignore"):
             return np.exp(self._predict_log(X) + offsets)
+
+
+def check_frame(X: Any, method: str) -> pd.DataFrame:
+    """``X`` if it is a DataFrame; features are read by name, so anything else is a TypeError."""
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(
+            f"{method}: X must be a pandas DataFrame with named feature columns, "
+            f"got {type(X).__name__}"
+        )
+    return X
+
+
+def check_target(X: pd.DataFrame, y: Any, censored: Any) -> tuple[np.ndarray, np.ndarray]:
+    """CPU times [s] and censoring flags of the rows of ``X``, as float and bool arrays.
+
+    Raises
+    ------
+    ValueError
+        When ``X`` has no rows, ``y`` or ``censored`` has another length, or a time is not a
+        finite number > 0.
+    """
+    seconds = np.asarray(y, dtype=float).ravel()
+    if len(X) == 0:
+        raise ValueError("X has no rows: nothing to fit")
+    if seconds.size != len(X):
+        raise ValueError(f"y has {seconds.size} values but X has {len(X)} rows")
+    if not np.all(np.isfinite(seconds) & (seconds > 0)):
+        raise ValueError("y must be finite CPU times > 0 [s]")
+    if censored is None:
+        cens = np.zeros(seconds.size, dtype=bool)
+    else:
+        cens = np.asarray(censored).ravel()
+        if cens.size != seconds.size:
+            raise ValueError(f"censored has {cens.size} values but y has {seconds.size}")
+        cens = cens.astype(bool)
+    return seconds, cens
 
 
 def _group_key(value: Any) -> str:

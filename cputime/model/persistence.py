@@ -1,16 +1,27 @@
-"""Save and load a :class:`~cputime.model.estimator.CPUTimeRegressor` without pickle.
+"""Save and load a :class:`~cputime.model.composite.CPUTimeModel` without pickle.
 
-A model directory holds two files:
+A model folder holds two files:
 
 ``booster.json``
-    XGBoost's own JSON model format (``Booster.save_model``).
+    The sky correction's booster, in XGBoost's own JSON format (``Booster.save_model``).
 ``metadata.json``
-    Everything else, as plain JSON: format version, estimator parameters, feature names,
-    conformal calibration (scores, censoring flags, groups, offsets), base margin, optional
-    prior (cost model), training-data hash, metrics and library versions.
+    Everything else, as one JSON document::
 
-Loading never imports a class named in a file: a prior is rebuilt only if its ``kind`` is in
-:data:`PRIOR_KINDS`, which the package fills via :func:`register_prior_kind`.
+        format_version   "2.0"
+        model            "CPUTimeModel" (the only class this module builds)
+        params           the composite's constructor parameters
+        learned          its learned state (``source_scores_`` -> ``source_scores``, ...)
+        cost_model       params and learned state of its PhosimCostModel
+        sky_regressor    params and learned state of its CPUTimeRegressor (the booster aside)
+        training         how it was trained: data, hashes, feature summary (drift reference)
+        metrics          evaluation numbers, when the trainer gave some
+        versions         library versions at save time
+
+Each learned attribute is stored under its name without the trailing underscore. The
+regressor's prior is not stored: it is the composite's sky prior, rebuilt from ``learned`` and
+``cost_model``. Loading builds only the classes named here, never one named in a file, and
+refuses numbers no fit could give (:func:`_check_numbers`), with one line naming the file and
+the field.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import json
 import math
 import platform
 from collections.abc import Callable
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -29,36 +41,27 @@ import sklearn
 import xgboost as xgb
 
 from cputime.errors import InputError
+from cputime.model.composite import CPUTimeModel, SkyPrior
 from cputime.model.estimator import CPUTimeRegressor
+from cputime.physics.cost import DEFAULT_PARAMETERS, PhosimCostModel
 
 __all__ = [
+    "BOOSTER_FILE",
     "FORMAT_VERSION",
-    "PRIOR_KINDS",
-    "load_metadata",
+    "METADATA_FILE",
     "load_cputime_model",
-    "load_model",
-    "register_prior_kind",
+    "read_metadata",
     "save_cputime_model",
-    "save_model",
     "training_data_hash",
 ]
 
-#: Version of the model-directory layout; :func:`load_model` refuses other major versions.
-FORMAT_VERSION = "1.0"
+#: Version of the model-folder layout; loading refuses other major versions.
+FORMAT_VERSION = "2.0"
 BOOSTER_FILE = "booster.json"
 METADATA_FILE = "metadata.json"
 
-#: Prior (cost-model) kinds that :func:`load_model` may rebuild: kind -> ``from_dict``.
-PRIOR_KINDS: dict[str, Callable[[dict[str, Any]], Any]] = {}
-
-
-def register_prior_kind(kind: str, from_dict: Callable[[dict[str, Any]], Any]) -> None:
-    """Allow :func:`load_model` to rebuild priors saved with ``kind`` using ``from_dict``.
-
-    ``kind`` is the prior's ``kind`` attribute if it has one, else its class name; e.g.
-    ``register_prior_kind("PhoSimCostModel", PhoSimCostModel.from_dict)`` in cost.py.
-    """
-    PRIOR_KINDS[kind] = from_dict
+#: The one model class a folder may hold.
+MODEL_CLASS = "CPUTimeModel"
 
 
 def training_data_hash(table: pd.DataFrame) -> str:
@@ -74,78 +77,95 @@ def training_data_hash(table: pd.DataFrame) -> str:
 
 
 def _json_float(value: float) -> float | str:
+    """A float JSON can hold: infinities as ``"inf"`` / ``"-inf"`` (a bound with too few
+    calibration scores is infinite)."""
     return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
 
 
-def _from_json_float(value: float | str) -> float:
-    return float(value)
+# ------------------------------------------------------------------------------------- save
+def _cost_model_state(model: PhosimCostModel) -> dict[str, Any]:
+    return {
+        "params": {"parameters": model.parameters, "fixed": list(model.fixed)},
+        "learned": {
+            "parameters": dict(model.parameters_),
+            "measured_filters": [int(f) for f in model.measured_filters_],
+            "n_fit_runs": int(model.n_fit_runs_),
+        },
+    }
 
 
-def _params_to_json(model: CPUTimeRegressor) -> dict[str, Any]:
+def _regressor_state(model: CPUTimeRegressor) -> dict[str, Any]:
     params = model.get_params(deep=False)
-    params.pop("prior")
+    params.pop("prior")  # the composite's sky prior, rebuilt on loading
     if callable(params["calibration_groups"]):
         raise ValueError(
             "cannot save a model whose calibration_groups is a function; use a grouping name "
             "or a column name"
         )
-    return params
-
-
-def save_model(
-    model: CPUTimeRegressor,
-    directory: str | Path,
-    *,
-    extra_metadata: dict[str, Any] | None = None,
-) -> Path:
-    """Write a fitted model to ``directory`` (created if needed).
-
-    Parameters
-    ----------
-    model : CPUTimeRegressor
-        Fitted and calibrated model.
-    directory : str or Path
-        Output directory; ``booster.json`` and ``metadata.json`` are (over)written.
-    extra_metadata : dict, default=None
-        JSON-serialisable additions stored under ``metadata["extra"]``: e.g.
-        ``{"training_data_sha256": training_data_hash(table), "metrics": {...}}``.
-
-    Returns
-    -------
-    Path
-        The directory.
-
-    Raises
-    ------
-    ValueError
-        If the model is not fitted or calibrated, its prior has no ``to_dict()`` or its
-        calibration grouping is a function.
-    """
-    if not hasattr(model, "booster_") or not hasattr(model, "conformity_scores_"):
-        raise ValueError("save_model: the model must be fitted and calibrated first")
-    prior = None
-    if model.prior is not None:
-        # kind: the prior's own ``kind`` attribute, else its class name
-        kind = str(getattr(model.prior, "kind", type(model.prior).__name__))
-        to_dict = getattr(model.prior, "to_dict", None)
-        if not callable(to_dict):
-            raise ValueError("save_model: the prior has no to_dict() method")
-        prior = {**to_dict(), "kind": kind}
-    metadata = {
-        "format_version": FORMAT_VERSION,
-        "estimator": type(model).__name__,
-        "params": _params_to_json(model),
-        "prior": prior,
-        "feature_names_in": [str(c) for c in model.feature_names_in_],
-        "features_used": list(model.features_used_),
-        "base_log_seconds": model.base_log_seconds_,
-        "calibration": {
+    return {
+        "params": params,
+        "learned": {
+            "feature_names_in": [str(c) for c in model.feature_names_in_],
+            "features_used": list(model.features_used_),
+            "base_log_seconds": model.base_log_seconds_,
             "conformity_scores": model.conformity_scores_.tolist(),
             "score_censored": model.score_censored_.tolist(),
             "score_groups": model.score_groups_.tolist(),
             "upper_log_offset": _json_float(model.upper_log_offset_),
             "group_log_offsets": {k: _json_float(v) for k, v in model.group_log_offsets_.items()},
         },
+    }
+
+
+def save_cputime_model(
+    model: CPUTimeModel,
+    directory: str | Path,
+    *,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write a fitted model to ``directory`` (created if needed).
+
+    Parameters
+    ----------
+    model : CPUTimeModel
+        Fitted model.
+    directory : str or Path
+        Output folder; ``booster.json`` and ``metadata.json`` are (over)written.
+    training : dict, optional
+        JSON-ready training provenance (sources, row counts, data hashes, the drift reference
+        ``feature_summary``), stored as ``training``.
+    metrics : dict, optional
+        JSON-ready evaluation numbers, stored as ``metrics``.
+
+    Returns
+    -------
+    Path
+        The folder.
+
+    Raises
+    ------
+    ValueError
+        If the model is not fitted, or its sky correction groups calibration by a function.
+    """
+    if not hasattr(model, "sky_regressor_"):
+        raise ValueError("save_cputime_model: the model must be fitted first")
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "model": MODEL_CLASS,
+        "params": model.get_params(),
+        "learned": {
+            "runs_host_slowdown": model.runs_host_slowdown_,
+            "sky_filter_log_scale": model.sky_filter_log_scale_,
+            "source_scores": model.source_scores_.tolist(),
+            "source_censored": model.source_censored_.tolist(),
+            "source_extrapolation_dex": model.source_extrapolation_dex_.tolist(),
+            "fitted_ranges": model.fitted_ranges_,
+        },
+        "cost_model": _cost_model_state(model.cost_model_),
+        "sky_regressor": _regressor_state(model.sky_regressor_),
+        "training": training or {},
+        "metrics": metrics or {},
         "versions": {
             "python": platform.python_version(),
             "numpy": np.__version__,
@@ -153,18 +173,18 @@ def save_model(
             "scikit-learn": sklearn.__version__,
             "xgboost": xgb.__version__,
         },
-        "extra": extra_metadata or {},
     }
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.booster_.save_model(str(directory / BOOSTER_FILE))
+    model.sky_regressor_.booster_.save_model(str(directory / BOOSTER_FILE))
     text = json.dumps(metadata, indent=1, allow_nan=False)
     (directory / METADATA_FILE).write_text(text + "\n", encoding="utf-8")
     return directory
 
 
-def load_metadata(directory: str | Path) -> dict[str, Any]:
-    """Read and check ``metadata.json`` of a model directory.
+# ------------------------------------------------------------------------------------- load
+def read_metadata(directory: str | Path) -> dict[str, Any]:
+    """Read ``metadata.json`` of a model folder and check its format version.
 
     Raises
     ------
@@ -175,7 +195,7 @@ def load_metadata(directory: str | Path) -> dict[str, Any]:
     try:
         metadata = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file (not a cputime model directory?)") from None
+        raise InputError(f"{path}: no such file (not a cputime model folder?)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(metadata, dict):
@@ -185,148 +205,168 @@ def load_metadata(directory: str | Path) -> dict[str, Any]:
         raise InputError(
             f"{path}: format_version {version!r} is not supported (expected {FORMAT_VERSION})"
         )
+    if metadata.get("model") != MODEL_CLASS:
+        raise InputError(f"{path}: model: {metadata.get('model')!r} is not {MODEL_CLASS!r}")
     return metadata
 
 
-def load_model(directory: str | Path) -> CPUTimeRegressor:
-    """Rebuild a :class:`CPUTimeRegressor` saved by :func:`save_model`.
+class _Fields:
+    """The fields of one metadata document, each read by a converter; a missing or wrong field
+    is an :class:`InputError` naming the file and the field's dotted path."""
+
+    def __init__(self, metadata: dict[str, Any], path: Path):
+        self.metadata = metadata
+        self.path = path
+
+    def __call__(self, field: str, convert: Callable[[Any], Any]) -> Any:
+        node: Any = self.metadata
+        for key in field.split("."):
+            if not isinstance(node, dict) or key not in node:
+                raise InputError(f"{self.path}: {field}: missing (malformed model metadata)")
+            node = node[key]
+        try:
+            return convert(node)
+        except (KeyError, TypeError, ValueError) as exc:
+            shown = repr(node) if len(repr(node)) <= 60 else repr(node)[:57] + "..."
+            raise InputError(
+                f"{self.path}: {field}: {shown} is malformed ({type(exc).__name__}: {exc})"
+            ) from None
+
+
+def _array(dtype: type) -> Callable[[Any], np.ndarray]:
+    def convert(value: Any) -> np.ndarray:
+        if not isinstance(value, list) or not all(isinstance(v, dtype) for v in value):
+            raise TypeError(f"expected a list of {dtype.__name__}")
+        return np.asarray(value, dtype=float if dtype is float else dtype)
+
+    return convert
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError("expected a number")
+    return float(value)
+
+
+def _numbers(value: Any) -> list[float]:
+    if not isinstance(value, list):
+        raise TypeError("expected a list of numbers")
+    return [_number(v) for v in value]
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("expected a list of names")
+    return tuple(value)
+
+
+def _number_map(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise TypeError("expected an object of numbers")
+    return {str(k): _number(v) for k, v in value.items()}
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError("expected an object")
+    return value
+
+
+def _build(cls: type, field: _Fields, params: str, **given: Any) -> Any:
+    """``cls(**parameters)`` from the ``params`` field, plus the ``given`` ones: an unknown
+    parameter name is refused here (the values are checked as the class checks them)."""
+    kwargs = field(params, _object)
+    try:
+        return cls(**kwargs, **given)
+    except TypeError as exc:
+        raise InputError(f"{field.path}: {params}: malformed ({exc})") from None
+
+
+def _cost_model_from(field: _Fields) -> PhosimCostModel:
+    model = _build(PhosimCostModel, field, "cost_model.params")
+    model.fixed = field("cost_model.params.fixed", _names)
+    model.parameters_ = field("cost_model.learned.parameters", _number_map)
+    model.measured_filters_ = [int(f) for f in field("cost_model.learned.measured_filters", list)]
+    model.n_fit_runs_ = field("cost_model.learned.n_fit_runs", int)
+    return model
+
+
+def _regressor_from(field: _Fields, prior: SkyPrior) -> CPUTimeRegressor:
+    model = _build(CPUTimeRegressor, field, "sky_regressor.params", prior=prior)
+    learned = "sky_regressor.learned."
+    model.feature_names_in_ = np.asarray(field(learned + "feature_names_in", list), dtype=object)
+    model.n_features_in_ = len(model.feature_names_in_)
+    model.features_used_ = [str(c) for c in field(learned + "features_used", list)]
+    model.base_log_seconds_ = field(learned + "base_log_seconds", _number)
+    model.conformity_scores_ = field(learned + "conformity_scores", _array(float))
+    model.score_censored_ = field(learned + "score_censored", _array(bool))
+    model.score_groups_ = field(learned + "score_groups", _array(str))
+    model.upper_log_offset_ = field(learned + "upper_log_offset", _number)
+    model.group_log_offsets_ = field(learned + "group_log_offsets", _number_map)
+    return model
+
+
+def _load_booster(path: Path, n_features: int) -> xgb.Booster:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    booster = xgb.Booster()
+    try:
+        booster.load_model(str(path))
+    except xgb.core.XGBoostError as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise InputError(f"{path}: not a valid XGBoost model ({message})") from None
+    if booster.num_features() != n_features:
+        raise InputError(
+            f"{path}: booster has {booster.num_features()} features, metadata lists {n_features}"
+        )
+    return booster
+
+
+def load_cputime_model(directory: str | Path) -> tuple[CPUTimeModel, dict[str, Any]]:
+    """Rebuild a model saved by :func:`save_cputime_model`.
 
     Parameters
     ----------
     directory : str or Path
-        Model directory.
-
-    Returns
-    -------
-    CPUTimeRegressor
-        Fitted and calibrated; predictions equal those of the saved model.
-
-    Raises
-    ------
-    InputError
-        Naming the file, if a file is missing, corrupt, of another format version, or names a
-        prior kind not in :data:`PRIOR_KINDS`.
-    """
-    directory = Path(directory)
-    metadata = load_metadata(directory)
-    meta_path = directory / METADATA_FILE
-    booster_path = directory / BOOSTER_FILE
-    try:
-        prior = None
-        if metadata.get("prior") is not None:
-            prior_dict = dict(metadata["prior"])
-            kind = prior_dict.pop("kind", None)
-            if kind not in PRIOR_KINDS:
-                raise InputError(
-                    f"{meta_path}: prior kind {kind!r} is not one of {sorted(PRIOR_KINDS)}"
-                )
-            prior = PRIOR_KINDS[kind](prior_dict)
-        model = CPUTimeRegressor(**metadata["params"], prior=prior)
-        calibration = metadata["calibration"]
-        model.feature_names_in_ = np.asarray(metadata["feature_names_in"], dtype=object)
-        model.n_features_in_ = len(model.feature_names_in_)
-        model.features_used_ = list(metadata["features_used"])
-        model.base_log_seconds_ = float(metadata["base_log_seconds"])
-        model.conformity_scores_ = np.asarray(calibration["conformity_scores"], dtype=float)
-        model.score_censored_ = np.asarray(calibration["score_censored"], dtype=bool)
-        model.score_groups_ = np.asarray(calibration["score_groups"], dtype=str)
-        model.upper_log_offset_ = _from_json_float(calibration["upper_log_offset"])
-        model.group_log_offsets_ = {
-            str(k): _from_json_float(v) for k, v in calibration["group_log_offsets"].items()
-        }
-    except InputError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(
-            f"{meta_path}: malformed model metadata ({type(exc).__name__}: {exc})"
-        ) from None
-    sizes = {model.conformity_scores_.size, model.score_censored_.size, model.score_groups_.size}
-    if len(sizes) != 1:
-        raise InputError(f"{meta_path}: calibration arrays differ in length")
-    if not booster_path.is_file():
-        raise InputError(f"{booster_path}: no such file")
-    booster = xgb.Booster()
-    try:
-        booster.load_model(str(booster_path))
-    except xgb.core.XGBoostError as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-        raise InputError(f"{booster_path}: not a valid XGBoost model ({message})") from None
-    if booster.num_features() != len(model.features_used_):
-        raise InputError(
-            f"{booster_path}: booster has {booster.num_features()} features, metadata lists "
-            f"{len(model.features_used_)}"
-        )
-    model.booster_ = booster
-    return model
-
-
-# ---------------------------------------------------------------------------- CPUTimeModel
-def save_cputime_model(
-    model: Any, directory: str | Path, *, extra_metadata: dict[str, Any] | None = None
-) -> Path:
-    """Write a fitted :class:`cputime.model.composite.CPUTimeModel` to ``directory``.
-
-    Its sky correction is saved by :func:`save_model` (with the cost model inside its prior);
-    the cost model's out-of-group scores go under ``metadata["extra"]["cputime_model"]``.
-    """
-    composite = {
-        "confidence_level": model.confidence_level,
-        "regressor_params": model.regressor_params,
-        "random_state": model.random_state,
-        "source_scores": model.source_scores_.tolist(),
-        "source_censored": model.source_censored_.tolist(),
-        "source_extrapolation_dex": model.source_extrapolation_dex_.tolist(),
-        "fitted_ranges": model.fitted_ranges_,
-    }
-    extra = {**(extra_metadata or {}), "cputime_model": composite}
-    return save_model(model.sky_regressor_, directory, extra_metadata=extra)
-
-
-def load_cputime_model(directory: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Rebuild a :class:`cputime.model.composite.CPUTimeModel` saved by :func:`save_cputime_model`.
+        Model folder.
 
     Returns
     -------
     model : CPUTimeModel
+        Fitted; its predictions equal those of the saved model.
     metadata : dict
-        The model folder's ``metadata.json``.
-    """
-    from cputime.model.composite import CPUTimeModel, SkyPrior
+        The folder's ``metadata.json`` (``training``, ``metrics``, ``versions``, ...).
 
-    metadata = load_metadata(directory)
-    meta_path = Path(directory) / METADATA_FILE
-    composite = metadata.get("extra", {}).get("cputime_model")
-    if composite is None:
-        raise InputError(f"{meta_path}: not a CPUTimeModel folder (no extra.cputime_model)")
-    regressor = load_model(directory)
-    if not isinstance(regressor.prior, SkyPrior):
-        raise InputError(f"{meta_path}: the model's prior is not a sky prior")
-    try:
-        model = CPUTimeModel(
-            confidence_level=float(composite["confidence_level"]),
-            regressor_params=composite["regressor_params"],
-            random_state=int(composite["random_state"]),
-        )
-        model.sky_regressor_ = regressor
-        model.cost_model_ = regressor.prior.cost_model
-        model.runs_host_slowdown_ = regressor.prior.runs_host_slowdown
-        model.sky_filter_log_scale_ = regressor.prior.filter_log_scale
-        model.source_scores_ = np.asarray(composite["source_scores"], dtype=float)
-        model.source_censored_ = np.asarray(composite["source_censored"], dtype=bool)
-        model.source_extrapolation_dex_ = np.asarray(
-            composite["source_extrapolation_dex"], dtype=float
-        )
-        model.fitted_ranges_ = {str(k): float(v) for k, v in composite["fitted_ranges"].items()}
-        model.feature_names_in_ = np.asarray(regressor.feature_names_in_)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(
-            f"{meta_path}: malformed model metadata ({type(exc).__name__}: {exc})"
-        ) from None
+    Raises
+    ------
+    InputError
+        One line naming the file (and the field), if a file is missing, corrupt, of another
+        format version, or holds numbers no fit could give.
+    """
+    directory = Path(directory)
+    metadata = read_metadata(directory)
+    meta_path = directory / METADATA_FILE
+    field = _Fields(metadata, meta_path)
+    model = _build(CPUTimeModel, field, "params")
+    model.cost_model_ = _cost_model_from(field)
+    model.runs_host_slowdown_ = field("learned.runs_host_slowdown", _number)
+    scale = field("learned.sky_filter_log_scale", lambda v: None if v is None else _numbers(v))
+    model.sky_filter_log_scale_ = scale
+    model.source_scores_ = field("learned.source_scores", _array(float))
+    model.source_censored_ = field("learned.source_censored", _array(bool))
+    model.source_extrapolation_dex_ = field("learned.source_extrapolation_dex", _array(float))
+    model.fitted_ranges_ = field("learned.fitted_ranges", _number_map)
+    prior = SkyPrior(model.cost_model_, model.runs_host_slowdown_, scale)
+    model.sky_regressor_ = _regressor_from(field, prior)
+    model.feature_names_in_ = np.asarray(model.sky_regressor_.feature_names_in_)
     _check_numbers(model, meta_path)
+    model.sky_regressor_.booster_ = _load_booster(
+        directory / BOOSTER_FILE, len(model.sky_regressor_.features_used_)
+    )
     return model, metadata
 
 
-def _check_numbers(model: Any, meta_path: Path) -> None:
+def _check_numbers(model: CPUTimeModel, meta_path: Path) -> None:
     """Refuse a model whose numbers no fit could give (a damaged or edited metadata file): one
     line naming the field, instead of a traceback or nonsense walltimes later."""
 
@@ -334,29 +374,41 @@ def _check_numbers(model: Any, meta_path: Path) -> None:
         return InputError(f"{meta_path}: {field}: {value!r} {why}")
 
     level = model.confidence_level
-    if not 0.0 < level < 1.0:
-        raise bad("extra.cputime_model.confidence_level", level, "is not in (0, 1)")
+    if not (isinstance(level, Real) and 0.0 < level < 1.0):
+        raise bad("params.confidence_level", level, "is not in (0, 1)")
     host = model.runs_host_slowdown_
-    if not (isinstance(host, float) and np.isfinite(host) and host > 0):
-        raise bad("prior.runs_host_slowdown", host, "is not a positive number")
+    if not (np.isfinite(host) and host > 0):
+        raise bad("learned.runs_host_slowdown", host, "is not a positive number")
+    names, known = set(model.cost_model_.parameters_), set(DEFAULT_PARAMETERS)
+    if names != known:
+        raise InputError(
+            f"{meta_path}: cost_model.learned.parameters: unknown {sorted(names - known)}, "
+            f"missing {sorted(known - names)}"
+        )
     for name, value in model.cost_model_.parameters_.items():
-        if not isinstance(value, int | float) or not np.isfinite(value):
-            raise bad(f"prior.cost_model.parameters.{name}", value, "is not a finite number")
+        if not np.isfinite(value):
+            raise bad(f"cost_model.learned.parameters.{name}", value, "is not a finite number")
         if not name.startswith("log_") and value <= 0:
-            raise bad(f"prior.cost_model.parameters.{name}", value, "is not positive")
+            raise bad(f"cost_model.learned.parameters.{name}", value, "is not positive")
     scale = model.sky_filter_log_scale_
     if scale is not None and (len(scale) != 6 or not np.isfinite(np.asarray(scale, float)).all()):
-        raise bad("prior.filter_log_scale", scale, "is not 6 finite numbers (one per filter)")
+        raise bad("learned.sky_filter_log_scale", scale, "is not 6 finite numbers (one per filter)")
     n = len(model.source_scores_)
     if len(model.source_censored_) != n or len(model.source_extrapolation_dex_) != n:
-        raise bad("extra.cputime_model.source_scores", n, "scores, not one per run")
+        raise bad("learned.source_scores", n, "scores, not one per run")
     if not np.isfinite(model.source_scores_).all():
-        raise bad("extra.cputime_model.source_scores", "...", "holds a non-finite score")
+        raise bad("learned.source_scores", "...", "holds a non-finite score")
     regressor = model.sky_regressor_
     offsets = [regressor.upper_log_offset_, *regressor.group_log_offsets_.values()]
     with np.errstate(over="ignore"):
         usable = np.isfinite(np.exp(np.asarray(offsets, dtype=float))).all()
     if not usable:
-        raise bad("calibration.upper_log_offset", offsets, "is not a usable offset")
-    if len(regressor.score_censored_) != len(regressor.conformity_scores_):
-        raise bad("calibration.conformity_scores", "...", "do not match the censored flags")
+        raise bad("sky_regressor.learned.upper_log_offset", offsets, "is not a usable offset")
+    sizes = {
+        regressor.conformity_scores_.size,
+        regressor.score_censored_.size,
+        regressor.score_groups_.size,
+    }
+    if len(sizes) != 1:
+        raise bad("sky_regressor.learned.conformity_scores", "...",
+                  "do not match the censored flags and groups in length")  # fmt: skip

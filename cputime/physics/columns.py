@@ -83,5 +83,17 @@ class FeatureColumns:
 
 
 def as_columns(X: pd.DataFrame | FeatureColumns) -> FeatureColumns:
-    """``X`` as :class:`FeatureColumns` (converted once when it is a DataFrame)."""
-    return X if isinstance(X, FeatureColumns) else FeatureColumns.from_frame(X)
+    """``X`` as :class:`FeatureColumns` (converted once when it is a DataFrame).
+
+    Raises
+    ------
+    TypeError
+        For anything else: features are read by name.
+    """
+    if isinstance(X, FeatureColumns):
+        return X
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(
+            f"X must be a pandas DataFrame with named feature columns, got {type(X).__name__}"
+        )
+    return FeatureColumns.from_frame(X)

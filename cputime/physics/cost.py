@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
 
 from cputime.physics.checkpoints import (
     N_SOURCE_TYPES,
@@ -105,7 +106,7 @@ NEUTRAL_PARAMETERS = {
 }
 
 
-class PhosimCostModel:
+class PhosimCostModel(RegressorMixin, BaseEstimator):
     """PhoSim CPU time as a sum of named parts, on the host the runs were measured on.
 
     Parameters
@@ -326,9 +327,16 @@ class PhosimCostModel:
         """
         from scipy.optimize import least_squares
 
-        y = np.log10(np.asarray(cpu_seconds, dtype=float))
         features = as_columns(features)
-        cens = np.zeros(len(y), bool) if censored is None else np.asarray(censored, bool)
+        seconds = np.asarray(cpu_seconds, dtype=float).ravel()
+        if len(features) == 0 or seconds.size != len(features):
+            raise ValueError(f"fit: {seconds.size} CPU times for {len(features)} runs")
+        if not np.all(np.isfinite(seconds) & (seconds > 0)):
+            raise ValueError("fit: cpu_seconds must be finite CPU times > 0 [s]")
+        y = np.log10(seconds)
+        cens = np.zeros(len(y), bool) if censored is None else np.asarray(censored, bool).ravel()
+        if cens.size != y.size:
+            raise ValueError(f"fit: {cens.size} censoring flags for {y.size} runs")
         self.parameters_ = self._start()
         self.measured_filters_ = sorted(
             f for f in FILTER_PARAMETERS if _has_finished(cens, features.number("filter", 2.0) == f)
@@ -383,26 +391,6 @@ class PhosimCostModel:
             bright = ~np.isnan(features.number("bright_star_mag_1", np.nan))
             return int((bright & ~censored).sum()) >= 2
         return True
-
-    # ----------------------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        """JSON-ready description (see :mod:`cputime.model.persistence`)."""
-        return {
-            "kind": "phosim_cost",
-            "parameters": dict(self._values()),
-            "fixed": list(self.fixed),
-            "measured_filters": list(getattr(self, "measured_filters_", [])),
-            "n_fit_runs": getattr(self, "n_fit_runs_", 0),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> PhosimCostModel:
-        """A fitted model from :meth:`to_dict`'s description."""
-        model = cls(parameters=data.get("parameters"), fixed=tuple(data.get("fixed", ())))
-        model.parameters_ = model._start()
-        model.measured_filters_ = [int(f) for f in data.get("measured_filters", [])]
-        model.n_fit_runs_ = int(data.get("n_fit_runs", 0))
-        return model
 
 
 def _to_free(name: str, value: float) -> float:

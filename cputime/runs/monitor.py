@@ -247,7 +247,7 @@ def monitor(
     ----------
     store : RunsStore
         The runs store.
-    loaded : cputime.runs.registry.LoadedModel
+    loaded : cputime.model.loading.LoadedModel
         The model (its metadata's ``training.feature_summary`` is the drift reference).
     since : datetime, optional
         UTC; all runs when None.
@@ -287,9 +287,7 @@ def monitor(
     runs["cpu_seconds_p50"] = np.round(median, 1)
     runs["cpu_seconds_upper"] = np.round(upper, 1)
     runs["killed"] = killed
-    metadata = loaded.metadata or {}
-    training = metadata.get("training") or metadata.get("extra", {}).get("training") or {}
-    summary = training.get("feature_summary", {})
+    summary = loaded.training.get("feature_summary", {})
     drift = feature_drift(table, summary)
     report = MonitorReport(
         model_version=str(loaded.version),

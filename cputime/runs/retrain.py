@@ -10,7 +10,7 @@ rows as
    (:func:`holdout_metrics`).
 5. The challenger is logged to MLflow (parameters, metrics, a plot, the predictions and the model
    folder) and registered as a new version; with ``promote`` the champion alias moves to it when
-   the gate (:func:`cputime.runs.registry.promotion_decision`) lets it.
+   the gate (:func:`cputime.runs.promotion.promotion_decision`) lets it.
 """
 
 from __future__ import annotations
@@ -27,16 +27,14 @@ import pandas as pd
 
 from cputime.errors import InputError
 from cputime.model.composite import MeasuredRuns
+from cputime.model.loading import resolve_model, tracking_uri_or_default
+from cputime.runs.promotion import Decision, promotion_decision
 from cputime.runs.registry import (
     CHAMPION,
-    Decision,
     RegisteredVersion,
     champion_version,
     log_and_register,
-    promotion_decision,
-    resolve_model,
     set_champion,
-    tracking_uri_or_default,
 )
 from cputime.runs.store import RunsStore, redacted_uri
 
@@ -298,7 +296,7 @@ def retrain(
         model_dir = Path(out) if out is not None else Path(tmp) / "model"
         save_cputime_model(
             challenger_model, model_dir,
-            extra_metadata={"training": summary, "metrics": {"holdout": challenger, **split}},
+            training=summary, metrics={"holdout": challenger, **split},
         )
         plot = Path(tmp) / "holdout.png"
         _plot(plot, holdout, predictions)

@@ -312,7 +312,7 @@ def train_model(
         "feature_summary": _feature_summary(X),
     }
     if out is not None:
-        save_cputime_model(model, out, extra_metadata={"training": summary})
+        save_cputime_model(model, out, training=summary)
         summary["model_dir"] = str(out)
     return summary
 

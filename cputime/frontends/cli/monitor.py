@@ -53,8 +53,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from datetime import UTC, datetime
 
+    from cputime.model.loading import resolve_model
     from cputime.runs.monitor import monitor
-    from cputime.runs.registry import resolve_model
     from cputime.runs.store import RunsStore
 
     since = None

@@ -255,7 +255,7 @@ def runs_db_option(parser: argparse.ArgumentParser) -> None:
 
 def existing_store(uri: str) -> None:
     """Refuse a ``--runs-db`` SQLite file that does not exist, rather than create an empty one."""
-    from cputime.runs.registry import sqlite_database
+    from cputime.model.loading import sqlite_database
 
     path = sqlite_database(uri)
     if path is not None and not path.is_file():

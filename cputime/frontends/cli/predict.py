@@ -72,8 +72,8 @@ def run_slurm(args) -> int:
 
 def predictions(args) -> tuple[pd.DataFrame, BatchFeatures]:
     """Predictions and walltime plans of the inputs' jobs, and the features they came from."""
+    from cputime.model.loading import resolve_model
     from cputime.planning.predictions import predict_jobs
-    from cputime.runs.registry import resolve_model
 
     loaded = resolve_model(args.model, tracking_uri=args.tracking_uri)
     batch = read_features(args)

@@ -51,7 +51,7 @@ def run(args) -> int:
     import uvicorn
 
     from cputime.frontends.service import ServiceSettings, server_options
-    from cputime.runs.registry import resolve_model
+    from cputime.model.loading import resolve_model
 
     settings = dataclasses.replace(
         ServiceSettings.from_env(),  # CPUTIME_* variables set what the options do not

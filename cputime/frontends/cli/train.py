@@ -107,7 +107,7 @@ def run_train(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from cputime.runs.registry import resolve_model
+    from cputime.model.loading import resolve_model
     from cputime.runs.report import write_report
 
     table, runs, _ = _training_data(args)
