@@ -1,4 +1,5 @@
-"""Tests for cputime.inputs.catalog: headers, objects, includes, plain/gzip input, and bad input."""
+"""Tests for cputime.inputs.catalog and its header and objects modules: headers, objects,
+includes, plain/gzip input, and bad input."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from cputime.errors import InputError
-from cputime.inputs import catalog
+from cputime.inputs import objects as object_parser
 from cputime.inputs.catalog import (
     SPATIAL_MODELS,
     CatalogHeader,
@@ -18,6 +19,7 @@ from cputime.inputs.catalog import (
     read_catalog,
     read_header,
 )
+from cputime.inputs.lines import tokens
 
 DATA = Path(__file__).parent / "data" / "instance_catalogs"
 
@@ -392,18 +394,19 @@ def test_vectorised_object_parse_equals_the_line_by_line_one(name, spacing):
     if spacing == "respaced":
         lines = [_respaced(line) for line in lines]
     data = b"".join(lines)
-    parsed = catalog._parse_chunk(data)
+    parsed = object_parser.parse_chunk(data)
     assert parsed.error is None and parsed.object_line.size == len(lines)
     buf = np.frombuffer(data, dtype=np.uint8)
     blanks = np.flatnonzero(buf <= 32)
     starts = np.concatenate([[0], blanks[buf[blanks] == 10][:-1] + 1])
     # Single blanks take the fast path; runs of blanks fall back to splitting.
-    assert (catalog._located_fields(data, blanks, starts) is None) == (spacing == "respaced")
-    slow = np.array([catalog._parse_object_tokens(catalog._tokens(line.decode()))
+    located = object_parser._located_fields(data, blanks, starts)
+    assert (located is None) == (spacing == "respaced")
+    slow = np.array([object_parser._parse_object_tokens(tokens(line.decode()))
                      for line in lines])
     text = pa.array([line.decode() for line in lines])
-    numbers, position = catalog._split_fields(text)
-    split = catalog._object_values(text, numbers, position)
+    numbers, position = object_parser._split_fields(text)
+    split = object_parser._object_values(text, numbers, position)
     for column, values in enumerate((parsed.ra, parsed.dec, parsed.magnorm, parsed.model_code)):
         assert np.array_equal(values, slow[:, column])
         assert np.array_equal(values, split[column])
