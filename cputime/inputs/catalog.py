@@ -253,7 +253,13 @@ def _include_path(fields: list[str], number: int, path: Path, root: Path,
     source = str(path)
     if len(fields) != 2:
         raise located(source, number, "includeobj takes exactly one file name")
-    target = (path.parent / fields[1]).resolve()
+    try:  # a name the system refuses, or a symlink loop, is the user's mistake too
+        target = (path.parent / fields[1]).resolve()
+        target.is_file()
+    except (OSError, RuntimeError) as exc:
+        raise located(source, number, (
+            f"includeobj '{fields[1]}' is not a usable file name "
+            f"({getattr(exc, 'strerror', None) or exc})")) from None
     if not allow_outside and not target.is_relative_to(root):
         raise located(source, number, (
             f"includeobj '{fields[1]}' resolves outside the catalog's folder {root}; move the "
