@@ -188,11 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         if mix != "given" and not path.exists():
             subprocess.run([sys.executable, str(HERE / "make_catalog.py"), str(args.objects),
                             str(path), mix], check=True)
+    # Other jobs on the machine change the wall times (not the CPU times): say how busy it was.
+    load_before = [round(x, 2) for x in os.getloadavg()]
     result = {
         "targets": TARGETS,
         "catalogs": {mix: bench(path, args.repeats) for mix, path in catalogs.items()},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_1min": os.getloadavg()[0]},
+                    "load_average_before": load_before,
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
     }
     out = HERE / "results" / "catalog.json"
     out.parent.mkdir(exist_ok=True)
