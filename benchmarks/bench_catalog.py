@@ -57,8 +57,7 @@ PROFILE = """
 import json, sys, time, zlib
 import numpy as np
 import pyarrow as pa
-from cputime.inputs import catalog
-from cputime.inputs import focalplane
+from cputime.inputs import catalog, focalplane, objects
 from cputime.physics.features import _SensorAccumulator
 raw = open(sys.argv[1], "rb").read(8 << 20)
 unzip = lambda: zlib.decompressobj(wbits=31).decompress(raw, catalog.DEFAULT_CHUNK_BYTES)
@@ -70,17 +69,17 @@ blanks = np.flatnonzero(buf <= 32)
 starts = np.concatenate([[0], blanks[buf[blanks] == 10][:-1] + 1])
 lines = pa.array(text.decode().splitlines(keepends=True))
 whole = pa.array([text.decode()], pa.large_string())
-parsed = catalog._parse_chunk(text)
+parsed = objects.parse_chunk(text)
 xy = lambda: focalplane.focal_plane_xy_mm(parsed.ra, parsed.dec, 53.0, -27.4, 256.8)
 x, y, front = xy()
 sums = lambda: _SensorAccumulator(189).add(x, y, front, parsed.magnorm,
                                            parsed.model_code == 0, 30.0)
 steps = {
     "gunzip (zlib, in a thread)": unzip,
-    "parse: all of it": lambda: catalog._parse_chunk(text),
+    "parse: all of it": lambda: objects.parse_chunk(text),
     "parse: find blanks and newlines": lambda: np.flatnonzero(buf <= 32),
-    "parse: check every line (regex)": lambda: catalog._check_object_lines(lines, whole),
-    "parse: locate and cast the fields": lambda: catalog._located_fields(text, blanks, starts),
+    "parse: check every line (regex)": lambda: objects._check_object_lines(lines, whole),
+    "parse: locate and cast the fields": lambda: objects._located_fields(text, blanks, starts),
     "features: focal-plane position": xy,
     "features: per-sensor sums": sums,
 }
@@ -189,11 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         if mix != "given" and not path.exists():
             subprocess.run([sys.executable, str(HERE / "make_catalog.py"), str(args.objects),
                             str(path), mix], check=True)
+    # Other jobs on the machine change the wall times (not the CPU times): say how busy it was.
+    load_before = [round(x, 2) for x in os.getloadavg()]
     result = {
         "targets": TARGETS,
         "catalogs": {mix: bench(path, args.repeats) for mix, path in catalogs.items()},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_1min": os.getloadavg()[0]},
+                    "load_average_before": load_before,
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
     }
     out = HERE / "results" / "catalog.json"
     out.parent.mkdir(exist_ok=True)

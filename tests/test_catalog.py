@@ -1,4 +1,5 @@
-"""Tests for cputime.inputs.catalog: headers, objects, includes, plain/gzip input, and bad input."""
+"""Tests for cputime.inputs.catalog and its header and objects modules: headers, objects,
+includes, plain/gzip input, and bad input."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from cputime.errors import InputError
 from cputime.inputs import catalog
+from cputime.inputs import objects as object_parser
 from cputime.inputs.catalog import (
     SPATIAL_MODELS,
     CatalogHeader,
@@ -18,6 +20,7 @@ from cputime.inputs.catalog import (
     read_catalog,
     read_header,
 )
+from cputime.inputs.lines import tokens
 
 DATA = Path(__file__).parent / "data" / "instance_catalogs"
 
@@ -259,8 +262,19 @@ N_HEADER = len(HEADER.splitlines())
     (GOOD_STAR.replace(" 3.1\n", " 3.1 junk\n"), r"field 18: unexpected extra field 'junk'"),
     (GOOD_STAR.replace("0.0635", "0.06x"), r"field 16 \(dust_lab Av\): '0.06x'"),
     ("object\n", r"field 2 \(id\) is missing"),
+    (GOOD_STAR.replace(" 53.1 ", " 400 "), r"field 3 \(ra\): '400' is not a number >= 0 and "
+                                           r"<= 360 deg"),
+    (GOOD_STAR.replace(" 53.1 ", " -0.5 "), r"field 3 \(ra\): '-0.5' is not a number >= 0"),
+    (GOOD_STAR.replace(" -27.3 ", " -90.01 "), r"field 4 \(dec\): '-90.01' is not a number "
+                                               r">= -90 and <= 90 deg"),
+    (GOOD_STAR.replace(" -27.3 ", " 1e3 "), r"field 4 \(dec\): '1e3' is not a number"),
+    (GOOD_STAR.replace(" 21 ", " -1e30 "), r"field 5 \(magnorm\): '-1e30' is not a number >= "
+                                           r"-30 mag"),
+    # Written unusually (leading blanks), so read by the per-line parser: the same checks.
+    ("  " + GOOD_STAR.replace(" -27.3 ", " 91 "), r"field 4 \(dec\): '91' is not a number"),
 ], ids=["magnorm", "ra", "infinite", "few-fields", "model", "params", "dust", "dust-rv", "junk",
-        "dust-av", "bare"])
+        "dust-av", "bare", "ra-over-360", "ra-negative", "dec-below-pole", "dec-huge",
+        "brighter-than-the-sun", "indented-dec"])
 def test_bad_object_lines(tmp_path, line, message):
     lines = object_lines(5)
     path = write(tmp_path / "cat.txt", HEADER + "".join(lines[:3]) + line + "".join(lines[3:]))
@@ -392,18 +406,123 @@ def test_vectorised_object_parse_equals_the_line_by_line_one(name, spacing):
     if spacing == "respaced":
         lines = [_respaced(line) for line in lines]
     data = b"".join(lines)
-    parsed = catalog._parse_chunk(data)
+    parsed = object_parser.parse_chunk(data)
     assert parsed.error is None and parsed.object_line.size == len(lines)
     buf = np.frombuffer(data, dtype=np.uint8)
     blanks = np.flatnonzero(buf <= 32)
     starts = np.concatenate([[0], blanks[buf[blanks] == 10][:-1] + 1])
     # Single blanks take the fast path; runs of blanks fall back to splitting.
-    assert (catalog._located_fields(data, blanks, starts) is None) == (spacing == "respaced")
-    slow = np.array([catalog._parse_object_tokens(catalog._tokens(line.decode()))
+    located = object_parser._located_fields(data, blanks, starts)
+    assert (located is None) == (spacing == "respaced")
+    slow = np.array([object_parser._parse_object_tokens(tokens(line.decode()))
                      for line in lines])
     text = pa.array([line.decode() for line in lines])
-    numbers, position = catalog._split_fields(text)
-    split = catalog._object_values(text, numbers, position)
+    numbers, position = object_parser._split_fields(text)
+    split = object_parser._object_values(text, numbers, position)
     for column, values in enumerate((parsed.ra, parsed.dec, parsed.magnorm, parsed.model_code)):
         assert np.array_equal(values, slow[:, column])
         assert np.array_equal(values, split[column])
+
+
+def test_positions_at_the_edges_of_their_ranges_are_read(tmp_path):
+    edges = [STAR.format(i=i, ra=ra, mag=20).replace(" -27.3 ", f" {dec} ")
+             for i, (ra, dec) in enumerate([(0, -90), (360, 90), (359.999, 0), (0.0, -27)])]
+    found = objects(write(tmp_path / "edges.txt", HEADER + "".join(edges)))
+    assert found["ra"].tolist() == [0, 360, 359.999, 0]
+    assert found["dec"].tolist() == [-90, 90, 0, -27]
+
+
+# --- comment and blank lines, however many ---------------------------------------------------
+
+
+def _reference_meaningful_lines(data: bytes) -> list[tuple[int, bytes]]:
+    return [(i, line) for i, line in enumerate(data.splitlines(keepends=True))
+            if tokens(line.decode("latin-1")) and not tokens(line.decode("latin-1"))[0]
+            .startswith("#")]
+
+
+def test_meaningful_lines_skips_blank_and_comment_lines_like_the_line_by_line_reader(
+        monkeypatch):
+    from cputime.inputs import lines as lines_module
+
+    monkeypatch.setattr(lines_module, "_SLICE_BYTES", 64)  # many slices, lines across them
+    rng = np.random.default_rng(3)
+    kinds = [b"\n", b"#\n", b"# note\n", b"   # indented\n", b" \t \r\n", b"\r\n", b"#",
+             b"x 1\n", b"  object 1 2\n", b"\tfilter 2\n", GOOD_STAR.encode(), b"a" * 150 + b"\n"]
+    for _ in range(50):
+        picks = rng.integers(0, len(kinds), rng.integers(1, 60))
+        data = b"".join(kinds[k] for k in picks)
+        data = data if data.endswith(b"\n") else data + b"\n"
+        index, start, end, n_lines = lines_module.meaningful_lines(data)
+        assert n_lines == data.count(b"\n")
+        got = [(int(i), data[s:e]) for i, s, e in zip(index, start, end, strict=True)]
+        assert got == _reference_meaningful_lines(data)
+
+
+def test_catalog_of_mostly_comment_lines_is_read_in_bounded_memory(tmp_path):
+    import tracemalloc
+
+    # 48 MB of blank and comment lines (each chunk is parsed packed, without a Python object
+    # per line) between objects, one of them bad: same objects, the right line numbers.
+    lines = object_lines(30)
+    filler = b"#\n" * (8 << 20) + b"\n" * (8 << 20) + b"  # indented\n" * (1 << 20)
+    n_filler = filler.count(b"\n")
+    text = (HEADER + "".join(lines[:10])).encode() + filler + "".join(lines[10:]).encode()
+    path = tmp_path / "comments.txt.gz"
+    path.write_bytes(gzip.compress(text, compresslevel=1))
+    tracemalloc.start()
+    try:
+        found = objects(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert_same_objects(found, objects(write(tmp_path / "plain.txt",
+                                             HEADER + "".join(lines))))
+    # Old reader: one Python tuple and bytes object per comment line, over 2 GB here.
+    assert peak < 200 << 20, peak
+    bad = lines[10].replace(" 0.55 ", " zz ")  # the first object line after the filler
+    path.write_bytes(gzip.compress(text.replace(lines[10].encode(), bad.encode()),
+                                   compresslevel=1))
+    line = N_HEADER + 10 + n_filler + 1
+    with pytest.raises(InputError, match=rf"comments\.txt\.gz:{line}: field 7 \(redshift\)"):
+        objects(path)
+
+
+def test_header_after_many_comment_lines_keeps_its_line_numbers(tmp_path):
+    path = write(tmp_path / "h.txt", "#\n" * 300_000 + "\n  # x\n" + HEADER.replace(
+        "moonalt -36.2196989", "moonalt low") + GOOD_STAR)
+    with pytest.raises(InputError, match=rf"h\.txt:{300_000 + 2 + 9}: moonalt: 'low'"):
+        read_header(path)
+
+
+# --- includeobj fan-out ----------------------------------------------------------------------
+
+
+def test_includeobj_fan_out_is_capped_with_the_line_that_crossed_the_limit(tmp_path):
+    # 10 files that each include the same 10 files, 3 levels: 1,110 includes of 30 files.
+    for level in (1, 2, 3):
+        for j in range(10):
+            includes = "".join(f"includeobj L{level + 1}_{i}.txt\n" for i in range(10))
+            write(tmp_path / f"L{level}_{j}.txt", (includes if level < 3 else "") + GOOD_STAR)
+    top = write(tmp_path / "top.txt",
+                HEADER + "".join(f"includeobj L1_{i}.txt\n" for i in range(10)))
+    # Depth first, each L1 file brings 1 + 10 + 100 files: 222 for L1_0 and L1_1, then L1_2
+    # and its first 3 L2 files with their 10 L3 files each make 256; L1_2 line 4 is the 257th.
+    with pytest.raises(InputError, match=rf"^{tmp_path}/L1_2\.txt:4: includeobj 'L2_3\.txt' "
+                                         r"is one file too many: a catalog may pull in at most "
+                                         r"256 object files"):
+        objects(top)
+    # The header walk lists each file once: 30 files, under the cap.
+    assert len(catalog.header_includes(top)) == 30
+
+
+def test_tens_of_includes_are_read(tmp_path):
+    lines = object_lines(40)
+    for i, line in enumerate(lines):
+        write(tmp_path / f"part{i}.txt.gz", line, gz=True)
+    top = write(tmp_path / "top.txt",
+                HEADER + "".join(f"includeobj part{i}.txt.gz\n" for i in range(40)))
+    assert len(read_header(top).includes) == 40
+    assert_same_objects(objects(top), objects(write(tmp_path / "one.txt",
+                                                    HEADER + "".join(lines))))
+

@@ -184,7 +184,8 @@ def test_object_brighter_than_the_sun_is_refused_not_an_overflowed_walltime(tmp_
     path = tmp_path / "bright.txt"
     path.write_text(BASE.read_text() + OBJECT.replace("17.8", "-1e30"))
     assert main(["predict", str(path), "--sensors", "R22_S11", "-o", "-"]) == 2
-    assert f"{path}: an object line has magnorm -1e+30, brighter than -30 mag" in (
+    line = len(BASE.read_text().splitlines()) + 1
+    assert f"{path}:{line}: field 5 (magnorm): '-1e30' is not a number >= -30 mag" in (
         capsys.readouterr().err)
 
 
@@ -206,3 +207,134 @@ def test_seeded_fuzz_of_commands_files_never_tracebacks():
                 continue
             for key, value in commands.overrides().items():
                 assert RANGES[key].contains(float(value)), (key, value)
+
+
+# --- seeded fuzz of whole catalogs, commands files and visit tables ---------------------------
+
+_OBJECT_TEMPLATES = [
+    OBJECT,
+    "object 2 53.02 -27.45 21.5 galaxySED/Exp.40E09.02Z.spec.gz 0.55 0.001 0.002 0.01 0 0 "
+    "sersic2d 0.58 0.44 2.78 1 CCM 0.1 3.1 CCM 0.059 3.1\n",
+    "object 3 53.03 -27.40 19 sed.txt 0 0 0 0 0 0 knots 1 2 3 4 none none\n",
+    "object 4 53.0 -27.4 18 sed.txt 0 0 0 0 0 0 galaxy.fits 0.1 0 calzetti 0.1 3.1 none\n",
+]
+_JUNK_TOKENS = ["nan", "inf", "-1e999", "1e308", "-1e30", "400", "-91", "0x1f", "", "٣", "\x00",
+                "\ufeff", "9" * 400, "1,5", "--1", ".", "e5", "object", "includeobj", "#", "\t",
+                "sersic2d", "ccm", "none", "point", "../x.txt", "/etc/passwd"]
+
+
+def _fuzzed_line(rng: random.Random, tmp_path: Path, names: list[str]) -> str:
+    """One random line: a (mutated) object, header keyword, includeobj, comment or junk."""
+    kind = rng.random()
+    if kind < 0.45:
+        fields = rng.choice(_OBJECT_TEMPLATES).split()
+        for _ in range(rng.choice([0, 0, 0, 1, 2])):
+            action, at = rng.random(), rng.randrange(len(fields))
+            if action < 0.5:
+                fields[at] = rng.choice(_JUNK_TOKENS)
+            elif action < 0.75:
+                del fields[at]
+            else:
+                fields.insert(at, rng.choice(_JUNK_TOKENS))
+        sep = rng.choice([" ", " ", "\t", "  "])
+        return sep.join(fields) + rng.choice(["\n", "\n", "\r\n", " \n"])
+    if kind < 0.65:
+        key = rng.choice(HEADER.split()[::2] + ["exptime", "Opsim_moonalt", "SIM_NSNAP"])
+        return f"{key} {rng.choice(_JUNK_TOKENS + ['1', '30', '-27.4', '2'])}\n"
+    if kind < 0.75:
+        return f"includeobj {rng.choice(names + _JUNK_TOKENS)}\n"
+    if kind < 0.9:
+        return rng.choice(["#\n", "\n", "   # x\n", " \t\r\n", "# object 1 2 3\n"])
+    return rng.choice(["\x00\x01\x02\n", "\xff\n", "é\n", "a" * rng.randint(1, 5000) + "\n",
+                       "object\n", "includeobj\n", "includeobj a b\n"])
+
+
+def _fuzzed_catalog(rng: random.Random, tmp_path: Path, trial: int) -> Path:
+    """A random catalog: the base header (sometimes damaged), then random lines; some object
+    files next to it, sometimes including each other; plain, gzip, BOM or truncated gzip."""
+    names = [f"inc{trial}_{i}.txt" for i in range(3)]
+    for name in names[: rng.randint(0, 3)]:
+        body = "".join(_fuzzed_line(rng, tmp_path, names) for _ in range(rng.randint(0, 8)))
+        (tmp_path / name).write_text(body, encoding="utf-8", errors="surrogatepass")
+    header = HEADER if rng.random() < 0.7 else "".join(
+        line + "\n" for line in HEADER.splitlines() if rng.random() < 0.9)
+    text = header + "".join(_fuzzed_line(rng, tmp_path, names)
+                            for _ in range(rng.randint(0, 40)))
+    data = text.encode("utf-8", errors="surrogatepass")
+    path = tmp_path / f"fuzz{trial}.txt"
+    form = rng.random()
+    if form < 0.2:
+        data = gzip.compress(data)
+    elif form < 0.25:
+        data = gzip.compress(data)[: rng.randint(2, 40)]
+    elif form < 0.3:
+        data = b"\xef\xbb\xbf" + data
+    path.write_bytes(data)
+    return path
+
+
+def _assert_one_line_error(err: InputError, *sources: Path) -> None:
+    message = str(err)
+    assert "\n" not in message and "Traceback" not in message
+    assert message.startswith(tuple(str(s) for s in sources)), message
+
+
+def test_seeded_fuzz_of_catalogs_commands_and_visit_tables_gives_only_input_errors(tmp_path):
+    """Random catalogs (header, objects, includes, junk), commands files and visit tables:
+    each reader gives a result in range or a one-line InputError naming the file, never
+    another exception, within bounded memory."""
+    import tracemalloc
+
+    import numpy as np
+    import pandas as pd
+
+    from cputime.inputs.catalog import iter_object_chunks
+    from cputime.inputs.commands import read_commands
+    from cputime.inputs.validation import OBJECT_RANGES
+
+    rng = random.Random(2024)
+    tracemalloc.start()
+    try:
+        for trial in range(100):
+            path = _fuzzed_catalog(rng, tmp_path, trial)
+            includes = [tmp_path / f"inc{trial}_{i}.txt" for i in range(3)]
+            try:
+                read_header(path)
+                header, objects = read_catalog(path)
+            except InputError as err:
+                _assert_one_line_error(err, path, *includes)
+            else:
+                for name, allowed in OBJECT_RANGES.items():
+                    assert allowed.mask(objects[name].to_numpy()).all(), name
+            try:
+                for _ in iter_object_chunks(path, chunk_bytes=rng.choice([64, 1 << 20])):
+                    pass
+            except InputError as err:
+                _assert_one_line_error(err, path, *includes)
+        for trial in range(150):
+            commands = tmp_path / f"commands{trial}.txt"
+            lines = [f"{rng.choice(['vistime', 'nsnap', 'zenith_v', 'zenithv', 'seed', 'x'])} "
+                     f"{rng.choice(_JUNK_TOKENS + ['2', '30'])}" for _ in range(rng.randint(0, 5))]
+            data = "\n".join(lines).encode("utf-8", errors="surrogatepass")
+            commands.write_bytes(rng.choice([b"", b"\xef\xbb\xbf", b"\xff\xfe"]) + data)
+            try:
+                read_commands(commands, allow_unknown=rng.random() < 0.5)
+            except InputError as err:
+                _assert_one_line_error(err, Path(commands.name))
+        columns = ["obshistid", "filter", "altitude", "moonalt", "moonphase", "dist2moon",
+                   "sunalt", "vistime", "nsnap", "seeing", "Opsim_moonalt", "rawseeing", "airmass"]
+        values = [1, 2, 0, -1, 45.5, 1e300, float("nan"), float("inf"), None, "x", "", "3",
+                  "1e999", -30, 200, 2**63, True]
+        for _ in range(150):
+            chosen, n_rows = rng.sample(columns, rng.randint(0, len(columns))), rng.randint(0, 4)
+            table = pd.DataFrame({c: [rng.choice(values) for _ in range(n_rows)] for c in chosen})
+            try:
+                features = visit_features(table, source="v.csv")
+            except InputError as err:
+                _assert_one_line_error(err, Path("v.csv"))
+            else:
+                assert np.isfinite(features["exposure_seconds"]).all()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 << 20, peak

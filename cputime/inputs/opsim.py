@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from cputime.errors import InputError
-from cputime.physics.photons import INTER_SNAP_SECONDS
+from cputime.inputs.visit_time import vistime_seconds
 
 __all__ = [
     "FILTER_LETTERS",
@@ -351,9 +351,9 @@ def opsim_visits(
             visits_table[name] = np.degrees(visits_table[name])
     if "nsnap" not in visits_table:
         visits_table["nsnap"] = OPSIM3_SNAPS
-    # PhoSim's vistime spans the snaps and the readouts between them (photons.open_shutter_seconds).
+    # PhoSim's vistime spans the snaps and the readouts between them.
     exposure = visits_table.pop("exposure") if "exposure" in visits_table else 30.0
-    visits_table["vistime"] = exposure + INTER_SNAP_SECONDS * (visits_table["nsnap"] - 1)
+    visits_table["vistime"] = vistime_seconds(exposure, visits_table["nsnap"])
     visits_table["obshistid"] = visits_table["obshistid"].astype(np.int64)
     first = ["obshistid", "filter", "vistime", "nsnap"]
     return visits_table[first + [c for c in visits_table.columns if c not in first]]

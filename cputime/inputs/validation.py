@@ -18,22 +18,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from cputime.errors import InputError
+from cputime.inputs.visit_time import READOUT_SECONDS
 
 __all__ = [
     "Range",
     "RANGES",
-    "READOUT_SECONDS",
+    "OBJECT_RANGES",
     "check_value",
     "range_problem",
     "check_visit",
-    "check_magnorm",
     "BRIGHTEST_MAGNORM",
     "closest",
 ]
-
-#: Readout between snaps [s] (LSST; PhoSim's focalplanelayout.txt). A visit of ``nsnap`` snaps
-#: must last longer than its ``nsnap - 1`` readouts.
-READOUT_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +72,18 @@ class Range:
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             return False
         return self.high is None or value <= self.high
+
+    def mask(self, values: np.ndarray) -> np.ndarray:
+        """:meth:`contains` on every element of ``values``, without a loop (NaN is outside)."""
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(values)
+            if self.integer:
+                ok &= values == np.trunc(values)
+            if self.low is not None:
+                ok &= (values > self.low) if self.low_open else (values >= self.low)
+            if self.high is not None:
+                ok &= values <= self.high
+        return ok
 
 
 _DAY_S = 86400.0
@@ -144,10 +152,11 @@ def check_value(name: str, value: float | int, where: str, written: object = Non
         raise InputError(f"{where}: {name}: {problem}")
 
 
-def range_problem(name: str, value: float | int, written: object = None) -> str | None:
+def range_problem(name: str, value: float | int, written: object = None,
+                  ranges: Mapping[str, Range] = RANGES) -> str | None:
     """What is wrong with ``value`` for input ``name`` (``'-30' is not a number > 0 ...``), or
-    None when it is in range or ``name`` has no range."""
-    allowed = RANGES.get(name)
+    None when it is in range or ``name`` has no range in ``ranges``."""
+    allowed = ranges.get(name)
     if allowed is None or allowed.contains(float(value)):
         return None
     shown = f"{value:g}" if written is None else str(written)
@@ -188,14 +197,14 @@ def check_visit(values: Mapping[str, float | int | None], where: str,
 #: line (a magnorm of -1e30 on a sensor overflowed the walltime to -2^63 s).
 BRIGHTEST_MAGNORM = -30.0
 
-
-def check_magnorm(magnorm: np.ndarray, where: str) -> None:
-    """Raise when an object of ``magnorm`` [mag] is brighter than :data:`BRIGHTEST_MAGNORM`."""
-    if magnorm.size and float(magnorm.min()) < BRIGHTEST_MAGNORM:
-        raise InputError(
-            f"{where}: an object line has magnorm {float(magnorm.min()):g}, brighter than "
-            f"{BRIGHTEST_MAGNORM:g} mag: not a real source"
-        )
+#: Allowed values of the object-line fields the predictions read, by field name. Positions in
+#: [deg], as PhoSim reads them (``Observation::addSource`` multiplies them by DEGREE, with no
+#: wrapping): RA 0..360 like the header's pointing, Dec -90..90.
+OBJECT_RANGES: dict[str, Range] = {
+    "ra": Range(0, 360, "deg"),
+    "dec": Range(-90, 90, "deg"),
+    "magnorm": Range(BRIGHTEST_MAGNORM, None, "mag"),
+}
 
 
 def closest(word: str, known: Iterable[str]) -> str | None:

@@ -28,7 +28,8 @@ from cputime.errors import InputError
 from cputime.inputs import focalplane
 from cputime.inputs.catalog import CatalogHeader, iter_object_chunks, read_header
 from cputime.inputs.commands import PhosimCommands
-from cputime.inputs.validation import RANGES, READOUT_SECONDS, check_magnorm, check_visit
+from cputime.inputs.validation import RANGES, check_visit
+from cputime.inputs.visit_time import READOUT_SECONDS, open_shutter_seconds
 from cputime.physics.checkpoints import (
     SOURCE_TYPE_PHOTON_COLUMNS,
     SOURCE_TYPES_WITH_PHOTON_COLUMNS,
@@ -38,7 +39,6 @@ from cputime.physics.photons import (
     BRIGHT_STAR_MAG,
     DEFAULT_STRAYLIGHT_CUT_MAG,
     N_BRIGHT_STAR_SLOTS,
-    open_shutter_seconds,
     sky_photons_per_sensor,
     source_photons,
 )
@@ -175,14 +175,7 @@ def _check_visits(values: Mapping[str, np.ndarray], where: Callable[[int], str])
             allowed = RANGES.get(name)
             if allowed is None:
                 continue
-            ok = np.isfinite(column)
-            if allowed.integer:
-                ok &= column == np.trunc(column)
-            if allowed.low is not None:
-                ok &= (column > allowed.low) if allowed.low_open else (column >= allowed.low)
-            if allowed.high is not None:
-                ok &= column <= allowed.high
-            suspect |= ~np.isnan(column) & ~ok
+            suspect |= ~np.isnan(column) & ~allowed.mask(column)
         if "vistime" in values and "nsnap" in values:
             suspect |= values["vistime"] <= (values["nsnap"] - 1) * READOUT_SECONDS
     for row in np.flatnonzero(suspect)[:1]:
@@ -443,7 +436,6 @@ def catalog_features(
     exposure = conditions["exposure_seconds"]
     acc = _SensorAccumulator(len(focalplane.SENSOR_NAMES))
     for chunk in iter_object_chunks(path, allow_outside=allow_outside):
-        check_magnorm(chunk.magnorm, chunk.source)
         x, y, front = focalplane.focal_plane_xy_mm(
             chunk.ra, chunk.dec, header.rightascension, header.declination, header.rotskypos
         )

@@ -14,7 +14,6 @@ __all__ = [
     "BRIGHT_STAR_MAG",
     "N_BRIGHT_STAR_SLOTS",
     "DEFAULT_STRAYLIGHT_CUT_MAG",
-    "open_shutter_seconds",
     "source_photons",
     "sky_photons_per_sensor",
 ]
@@ -28,10 +27,6 @@ PHOTONS_PER_SECOND_AT_MAG20 = 5.078e4
 #: Sensor area on the sky [arcsec^2]: 4000 x 4072 pixels of 0.2 arcsec.
 SENSOR_AREA_ARCSEC2 = 4000 * 4072 * 0.2**2
 
-#: Dead time between two snaps of one visit [s]: 2 s readout plus 1 s of shutter motion, so a
-#: ``vistime 33`` visit of ``nsnap 2`` has two 15 s exposures.
-INTER_SNAP_SECONDS = 3.0
-
 #: Stars brighter than this [mag] are tracked one by one (their cost is not proportional to their
 #: photons: they saturate, and PhoSim keeps them even when they are off the sensor).
 BRIGHT_STAR_MAG = 16.0
@@ -44,26 +39,6 @@ DEFAULT_STRAYLIGHT_CUT_MAG = 10.0
 N_BRIGHT_STAR_SLOTS = 5
 
 
-def open_shutter_seconds(vistime: np.ndarray | float, nsnap: np.ndarray | int) -> np.ndarray:
-    """Total open-shutter time of a visit.
-
-    Parameters
-    ----------
-    vistime : array_like
-        Visit time as written in the catalog header [s].
-    nsnap : array_like
-        Number of snaps [unitless].
-
-    Returns
-    -------
-    numpy.ndarray
-        Sum of the snaps' exposure times [s]: ``vistime - 3 s * (nsnap - 1)``.
-    """
-    vistime = np.asarray(vistime, dtype=float)
-    nsnap = np.asarray(nsnap, dtype=float)
-    return np.maximum(vistime - INTER_SNAP_SECONDS * (nsnap - 1.0), 0.0)
-
-
 def source_photons(magnorm: np.ndarray, exposure_s: float | np.ndarray) -> np.ndarray:
     """Photons PhoSim draws for a source.
 
@@ -72,7 +47,7 @@ def source_photons(magnorm: np.ndarray, exposure_s: float | np.ndarray) -> np.nd
     magnorm : array_like
         The catalog's magnorm: AB magnitude at 500 nm of the SED [mag].
     exposure_s : float or array_like
-        Open-shutter time [s].
+        Open-shutter time [s] (:func:`cputime.inputs.visit_time.open_shutter_seconds`).
 
     Returns
     -------
