@@ -35,7 +35,7 @@ def _module_name(path: Path) -> str:
 def _imports(path: Path):
     """(line, imported cputime module) for every import in ``path``."""
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "cputime":
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "cputime":
             if node.module == "cputime":
                 for alias in node.names:
                     if alias.name != "__version__":  # the version is metadata, not a stage
