@@ -175,14 +175,23 @@ def _check_rows(n_rows: int, settings: ServiceSettings) -> None:
 
 
 async def _bounded(request: Request, work, settings: ServiceSettings, on_stop=None):
-    """Await ``work`` unless the client goes away or ``request_seconds`` pass (then stop it)."""
+    """Await ``work`` unless the client goes away or ``request_seconds`` pass (then stop it).
+
+    The client is watched only once the work takes longer than one look
+    (:data:`_DISCONNECT_POLL_SECONDS`): most requests are done before, and need no watcher.
+    """
     task = asyncio.ensure_future(work)
-    watcher = asyncio.create_task(_disconnected(request))
-    try:
-        done, _ = await asyncio.wait({task, watcher}, timeout=settings.request_seconds,
-                                     return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
+    first = min(_DISCONNECT_POLL_SECONDS, settings.request_seconds)
+    done, _ = await asyncio.wait({task}, timeout=first)
+    watcher = None
+    if not done:
+        watcher = asyncio.create_task(_disconnected(request))
+        try:
+            done, _ = await asyncio.wait({task, watcher},
+                                         timeout=settings.request_seconds - first,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
     if task in done:
         return task.result()
     task.cancel()
@@ -194,9 +203,13 @@ async def _bounded(request: Request, work, settings: ServiceSettings, on_stop=No
                   "(request_seconds); send fewer visits or sensors per request")
 
 
+#: How often a client that waits for its answer is checked for having gone away [s].
+_DISCONNECT_POLL_SECONDS = 0.25
+
+
 async def _disconnected(request: Request) -> None:
     while not await request.is_disconnected():
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(_DISCONNECT_POLL_SECONDS)
 
 
 @router.post("/v1/predict/catalog", response_model=PredictResponse,
