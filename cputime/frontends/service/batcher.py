@@ -32,8 +32,8 @@ logger = logging.getLogger("cputime.frontends.service")
 
 #: Most rows of a request that goes through the small lane.
 SMALL_ROWS = 64
-#: Rows of a big request predicted in one slice (about 0.1 s of work on a 2-core host).
-BULK_SLICE_ROWS = 4000
+#: Rows of a big request predicted in one slice (about 30 ms of work on a 2-core host).
+BULK_SLICE_ROWS = 1000
 #: Most rows one batch predicts.
 BATCH_ROWS = 20_000
 
