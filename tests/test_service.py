@@ -245,6 +245,19 @@ def test_still_healthy_after_bad_input(server, client):
     assert server.proc.poll() is None
 
 
+def test_workers_get_the_settings_object():
+    """Each worker process builds its app from the settings the command made (no environment)."""
+    srv = Server("--workers", "2", "--max-body-bytes", "2000")
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            for _ in range(4):  # whichever worker answers
+                assert c.post("/v1/predict", json={"visits": VISITS[:1]}).status_code == 200
+                big = c.post("/v1/predict", json={"visits": VISITS * 20})
+                assert big.status_code == 413, big.text
+    finally:
+        srv.stop()
+
+
 # ------------------------------------------------------------------------- champion alias
 
 
