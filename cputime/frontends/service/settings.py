@@ -40,10 +40,6 @@ class ServiceSettings:
         the connection is closed (headers) or answered 408 (body) after it.
     poll_seconds : float
         How often a registry alias is re-resolved [s]; 0 disables polling.
-    slice_seconds : float
-        Work of one slice of a request in the prediction loop [s]: a big request is predicted
-        in slices of about this much, taken in turn with the other requests, so that a small
-        request waits for one slice of each big one, not for all of it.
     """
 
     model: str | None = None
@@ -55,7 +51,6 @@ class ServiceSettings:
     request_seconds: float = 120.0
     client_seconds: float = 20.0
     poll_seconds: float = 30.0
-    slice_seconds: float = 0.01
 
     #: Environment variables read by :meth:`from_env` (``uvicorn --factory`` and ``cputime
     #: serve`` read them for what their options do not set).
@@ -69,7 +64,6 @@ class ServiceSettings:
         "request_seconds": "CPUTIME_REQUEST_SECONDS",
         "client_seconds": "CPUTIME_CLIENT_SECONDS",
         "poll_seconds": "CPUTIME_POLL_SECONDS",
-        "slice_seconds": "CPUTIME_SLICE_SECONDS",
     }
 
     @classmethod
