@@ -104,6 +104,17 @@ def test_bad_visits_are_named_by_their_place_in_the_request(client):
     assert both.status_code == 422
 
 
+def test_a_bad_visit_in_a_later_slice_is_named_by_its_place_in_the_request(test_model):
+    app = create_app(ServiceSettings(model="/nonexistent/model"))
+    app.dependency_overrides[served_model] = lambda: test_model
+    visits = [VISITS[0]] * 1050
+    visits[1040] = {**VISITS[0], "altitude": 200}  # the second slice of the bulk lane
+    with TestClient(app) as c:
+        response = c.post("/v1/predict", json={"visits": visits})
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("visits.1040.altitude: ")
+
+
 def test_settings_default_to_the_environment(monkeypatch):
     monkeypatch.setenv("CPUTIME_MAX_ROWS", "12")
     monkeypatch.setenv("CPUTIME_REQUEST_SECONDS", "2.5")
