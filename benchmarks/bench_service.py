@@ -3,8 +3,8 @@
 Two loads, each against a real server started in a subprocess on 127.0.0.1:
 
 - single-visit requests (``POST /v1/predict`` with one visit) from ``--clients`` concurrent
-  clients (threads with keep-alive connections) for ``--duration`` seconds: p50/p90/p99 latency
-  and requests per second;
+  clients (threads) for ``--duration`` seconds, once with keep-alive connections and once with
+  a new connection per request: p50/p90/p99 latency and requests per second;
 - batches of ``--batch`` visits, one at a time: latency per batch and visits per second.
 
 Visits are drawn at random (seed 0) from realistic ranges, so no two requests are the same.
@@ -97,8 +97,10 @@ def _post(conn: http.client.HTTPConnection, path: str, body: bytes) -> int:
     return response.status
 
 
-def single_visit_load(port, path, make_body, clients: int, duration: float) -> dict:
-    """``clients`` threads posting one visit each, back to back, for ``duration`` seconds."""
+def single_visit_load(port, path, make_body, clients: int, duration: float,
+                      keep_alive: bool = True) -> dict:
+    """``clients`` threads posting one visit each, back to back, for ``duration`` seconds, on
+    one connection each (``keep_alive``) or a new connection per request."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
     bodies = [make_body([v]) for v in random_visits(2000, seed=1)]
@@ -111,6 +113,9 @@ def single_visit_load(port, path, make_body, clients: int, duration: float) -> d
         i = k
         while time.perf_counter() < end_at[0]:
             t0 = time.perf_counter()
+            if not keep_alive:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             status = _post(conn, path, bodies[i % len(bodies)])
             latencies[k].append(time.perf_counter() - t0)
             errors[k] += status != 200
@@ -129,6 +134,7 @@ def single_visit_load(port, path, make_body, clients: int, duration: float) -> d
     all_ms = np.array([x for lat in latencies for x in lat]) * 1e3
     return {
         "clients": clients,
+        "keep_alive": keep_alive,
         "requests": int(all_ms.size),
         "errors": int(sum(errors)),
         "seconds": round(elapsed, 2),
@@ -169,6 +175,8 @@ def run_loads(port, path, make_body, args) -> dict:
     single_visit_load(port, path, make_body, 2, 1.0)  # warm-up
     return {
         "single_visit": single_visit_load(port, path, make_body, args.clients, args.duration),
+        "single_visit_new_connections": single_visit_load(port, path, make_body, args.clients,
+                                                          args.duration, keep_alive=False),
         "batch": batch_load(port, path, make_body, args.batch, args.batch_repeats),
     }
 

@@ -173,10 +173,21 @@ QUOTED = [
          "features_189_sensors_wall_s", "features_peak_rss_mb", "features_over_zcat")]),
     ("feature-extraction-on-a-cluster.md", r"\(([\d,]+) MB\s+compressed\)", "catalog.json",
      ["catalogs.dc2.compressed_mb"]),
-    ("service.md", r"p99 latency \| (\d+) / (\d+) / (\d+) ms \| (\d+) / (\d+) / (\d+) ms",
+    ("service.md", r"p99 latency \| ([\d.]+) / ([\d.]+) / ([\d.]+) ms "
+     r"\| ([\d.]+) / ([\d.]+) / ([\d.]+) ms",
      "service.json",
      [f"{server}.single_visit.latency_ms.{q}" for server in ("cputime", "mlflow")
       for q in ("p50", "p90", "p99")]),
+    ("service.md", r"new connection per request: p50 / p90 / p99 latency \| ([\d.]+) / ([\d.]+) / "
+     r"([\d.]+) ms \| ([\d.]+) / ([\d.]+) / ([\d.]+) ms", "service.json",
+     [f"{server}.single_visit_new_connections.latency_ms.{q}" for server in ("cputime", "mlflow")
+      for q in ("p50", "p90", "p99")]),
+    ("service.md", r"while a ([\d,]+)-row request runs for ([\d.]+) s: single-visit p50 / p99 "
+     r"([\d.]+) / ([\d.]+) ms against ([\d.]+) / ([\d.]+) ms quiet, ([\d.]+)× at p99",
+     "service_fair.json",
+     ["big_request.rows", "big_request.seconds", "single_visit_under_big_request.p50_ms",
+      "single_visit_under_big_request.p99_ms", "single_visit_quiet.p50_ms",
+      "single_visit_quiet.p99_ms", "p99_ratio_loaded_to_quiet"]),
     ("service.md", r"throughput \| (\d+) requests/s \| (\d+) requests/s", "service.json",
      ["cputime.single_visit.requests_per_second", "mlflow.single_visit.requests_per_second"]),
     ("service.md", r"batch: latency \(median of 5\) \| ([\d.]+) s \| ([\d.]+) s", "service.json",

@@ -158,3 +158,17 @@ def test_policy_levels_follow_a_recalibrated_model(visits):
     fresh = cputime.load_model()
     fresh.sky_regressor_.conformity_scores_ = fresh.sky_regressor_.conformity_scores_ * 3.0
     np.testing.assert_array_equal(after, walltime_levels(fresh, visits))
+
+
+def test_predict_visits_reads_any_spelling_and_number_type_alike(model):
+    """Keywords are read column by column when every visit spells them one way; other visits
+    (strings, two spellings of one keyword) go visit by visit, to the same numbers."""
+    visits = _header_visits(40)
+    expected = predict_visits(model, visits)
+    spelt = [{("Opsim_sunalt" if k == "sunalt" and i % 2 else k): v for k, v in visit.items()}
+             for i, visit in enumerate(visits)]
+    texts = [{**visit, "filter": str(visit["filter"])} for visit in visits]
+    both = [{**visit, "moonalt": -1.0} for visit in visits]  # the first spelling counts
+    for other in (spelt, texts, both):
+        got = predict_visits(model, other)
+        assert all(not _same(a, b) for a, b in zip(expected, got, strict=True))

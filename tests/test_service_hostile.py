@@ -183,7 +183,7 @@ def test_largest_allowed_fan_out_answers_in_slices_within_memory(server, client)
         (b'{"visits":[{"obshistid":1e30,"filter":2}]}', "visits.0.obshistid"),
         (b'{"visits":[{"obshistid":1,"filter":2}],"host_factor":Infinity}', "host_factor"),
         (b'{"visits":[{"obshistid":1,"filter":2}],"queue_max_seconds":NaN}', "queue_max_seconds"),
-        (b'{"visits":[{"obshistid":1,"filter":2,"vistime":6,"nsnap":3}]}', "visits[0]"),
+        (b'{"visits":[{"obshistid":1,"filter":2,"vistime":6,"nsnap":3}]}', "visits.0.vistime"),
     ],
 )
 def test_nan_infinity_and_nonsense_values_are_422_naming_the_field(client, content, where):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import queue
 import threading
-import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cputime.errors import located
+from cputime.inputs.compressed import decompressed_blocks
 from cputime.inputs.header import (
     REQUIRED_KEYWORDS,
     CatalogHeader,
@@ -55,9 +55,6 @@ __all__ = [
     "canonical_keyword",
 ]
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_UTF8_BOM = b"\xef\xbb\xbf"
-_READ_BYTES = 1 << 20
 DEFAULT_CHUNK_BYTES = 8 << 20
 _PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))
 #: Deepest chain of ``includeobj`` files followed (PhoSim's own catalogs nest one level).
@@ -87,57 +84,11 @@ def _open_binary(path: Path, source: str):
 
 
 def _decompressed_blocks(path: Path, source: str) -> Iterator[bytes]:
-    """Yield the file's bytes, gunzipped when it starts with the gzip magic number.
-
-    A UTF-8 byte-order mark at the start is dropped; gzip inside gzip is refused (no catalog
-    is written that way, and each layer would multiply what a small file unpacks to).
-    """
+    """Yield the file's text bytes, gunzipped when it is gzip
+    (:func:`cputime.inputs.compressed.decompressed_blocks`: nested gzip refused, concatenated
+    members, zero padding, truncation detected, byte-order mark dropped)."""
     with _open_binary(path, source) as f:
-        if f.read(2) != _GZIP_MAGIC:
-            f.seek(0)
-            blocks = iter(lambda: f.read(_READ_BYTES), b"")
-        else:
-            f.seek(0)
-            blocks = _gunzip(f, source)
-        first = b""
-        for block in blocks:
-            first += block
-            if len(first) >= len(_UTF8_BOM):
-                break
-        if first.startswith(_GZIP_MAGIC):
-            raise located(source, None, "gzip data inside gzip data: refused (decompress the "
-                                        "file once and gzip the text once)")
-        if first := first.removeprefix(_UTF8_BOM):
-            yield first
-        yield from blocks
-
-
-def _gunzip(f, source: str) -> Iterator[bytes]:
-    decompressor = zlib.decompressobj(wbits=31)
-    in_member = False
-    while raw := f.read(_READ_BYTES):
-        data = raw
-        while data:
-            if not in_member:
-                if not data.strip(b"\0"):
-                    break  # zero padding after the last member, as gzip(1) tolerates
-                decompressor = zlib.decompressobj(wbits=31)
-                in_member = True
-            try:
-                # max_length bounds memory even for very compressible input.
-                out = decompressor.decompress(data, DEFAULT_CHUNK_BYTES)
-            except zlib.error as exc:
-                raise located(source, None, f"corrupt gzip data ({exc})") from None
-            if out:
-                yield out
-            if decompressor.eof:
-                in_member = False
-                data = decompressor.unused_data
-            else:
-                data = decompressor.unconsumed_tail
-    if in_member:
-        raise located(source, None, "gzip data is truncated (the file ends in the middle of the "
-                                    "compressed stream; was the copy interrupted?)")
+        yield from decompressed_blocks(f, source, piece_bytes=DEFAULT_CHUNK_BYTES)
 
 
 def _text_chunks(path: Path, source: str, chunk_bytes: int) -> Iterator[bytes | memoryview]:

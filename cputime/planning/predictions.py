@@ -386,22 +386,74 @@ parallel_fraction, setup_seconds, model_version
         **{name: conditions[name] for name in CONDITION_COLUMNS},
         **{name: nothing for name in CATALOG_COLUMNS if name not in SOURCE_TYPE_PHOTON_COLUMNS},
     }
-    keys = ["obshistid", "sensor", *per_visit]
-    # Python numbers, as a table's records give them.
-    columns = (np.asarray(values).tolist() for values in per_visit.values())
-    rows = zip(conditions["obshistid"].tolist(), *columns, strict=True)
-    # The conditions, and so the predictions, do not depend on the sensor.
+    # Python numbers, as a table's records give them; the conditions, and so the predictions,
+    # do not depend on the sensor.
     names = list(sensors or [model.reference_sensor])
-    return [
-        dict(zip(keys, (obshistid, sensor, *rest), strict=True))
-        for obshistid, *rest in rows
-        for sensor in names
+    columns = [
+        _repeated(conditions["obshistid"].tolist(), len(names)),
+        names * n,
+        *(_repeated(np.asarray(values).tolist(), len(names)) for values in per_visit.values()),
     ]
+    keys = ["obshistid", "sensor", *per_visit]
+    return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def _repeated(values: list, times: int) -> list:
+    """Each value ``times`` times in a row."""
+    return values if times == 1 else [v for v in values for _ in range(times)]
 
 
 def _visit_values(visits: Sequence[Mapping[str, object]], source: str) -> dict[str, np.ndarray]:
     """Each keyword of :data:`VISIT_KEYS` as one float per visit (NaN: not given), defaults
     filled in; an :class:`InputError` names the first bad visit and field."""
+    values = _visit_columns(visits)
+    if values is None:  # something is not a plain number: find what, visit by visit
+        values = _visit_values_one_by_one(visits, source)
+    for key, default in VISIT_DEFAULTS.items():
+        values[key] = np.where(np.isnan(values[key]), default, values[key])
+    missing = np.flatnonzero(np.isnan(values["obshistid"]))
+    if missing.size:
+        raise InputError(f"{source}[{missing[0]}]: obshistid: missing (every visit needs one)")
+    bad = np.flatnonzero(~np.isin(values["filter"], np.arange(6)))
+    if bad.size:
+        given = values["filter"][bad[0]]
+        shown = "missing" if np.isnan(given) else f"{given:g} is not 0..5"
+        raise InputError(f"{source}[{bad[0]}]: filter: {shown} (u g r i z y)")
+    return values
+
+
+def _visit_columns(visits: Sequence[Mapping[str, object]]) -> dict[str, np.ndarray] | None:
+    """:func:`_visit_values` one keyword at a time, not one visit at a time: each keyword spelt
+    one way at most in every visit, and every value a number or None; otherwise None."""
+    from cputime.inputs.catalog import canonical_keyword
+
+    spellings: dict[str, str] = {}
+    for key in set().union(*visits):
+        name = key if key in VISIT_KEYS else canonical_keyword(str(key))
+        if name in VISIT_KEYS:
+            if name in spellings:
+                return None  # two spellings of one keyword: the first in each visit counts
+            spellings[name] = key
+    values = {key: np.full(len(visits), np.nan) for key in VISIT_KEYS}
+    for name, key in spellings.items():
+        column = [visit.get(key) for visit in visits]
+        if not set(map(type, column)) <= _PLAIN_NUMBERS:
+            return None
+        values[name] = np.array(column, dtype=float)
+        if name in _INTEGER_KEYS:
+            given = values[name]
+            with np.errstate(invalid="ignore"):
+                if (np.isfinite(given) & (given != np.trunc(given))).any():
+                    return None
+    return values
+
+
+#: Values :func:`_visit_columns` takes as they are (None: not given).
+_PLAIN_NUMBERS = frozenset({int, float, type(None)})
+
+
+def _visit_values_one_by_one(visits: Sequence[Mapping[str, object]], source: str
+                             ) -> dict[str, np.ndarray]:
     from cputime.inputs.catalog import canonical_keyword
 
     values = {key: np.full(len(visits), np.nan) for key in VISIT_KEYS}
@@ -421,16 +473,6 @@ def _visit_values(visits: Sequence[Mapping[str, object]], source: str) -> dict[s
             if name in _INTEGER_KEYS and not np.isnan(number) and not number.is_integer():
                 raise InputError(f"{source}[{i}]: {name}: {value!r} is not an integer")
             values[name][i] = number
-    for key, default in VISIT_DEFAULTS.items():
-        values[key] = np.where(np.isnan(values[key]), default, values[key])
-    missing = np.flatnonzero(np.isnan(values["obshistid"]))
-    if missing.size:
-        raise InputError(f"{source}[{missing[0]}]: obshistid: missing (every visit needs one)")
-    bad = np.flatnonzero(~np.isin(values["filter"], np.arange(6)))
-    if bad.size:
-        given = values["filter"][bad[0]]
-        shown = "missing" if np.isnan(given) else f"{given:g} is not 0..5"
-        raise InputError(f"{source}[{bad[0]}]: filter: {shown} (u g r i z y)")
     return values
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 
 from cputime.frontends.cli.options import COUNT, NON_NEGATIVE, add_command, interval, model_options
 from cputime.frontends.cli.status import ExitStatus
@@ -48,9 +47,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    import uvicorn
-
-    from cputime.frontends.service import ServiceSettings, server_options
+    from cputime.frontends.service import ServiceSettings, serve
     from cputime.model.loading import resolve_model
 
     settings = dataclasses.replace(
@@ -63,20 +60,6 @@ def run(args) -> int:
     # Load the model once here, so that a wrong --model is one line and exit 2 before the server
     # starts, rather than a traceback from every worker.
     resolve_model(settings.model, tracking_uri=settings.tracking_uri)
-    # Workers are separate processes: they build the app from these environment variables.
-    # Requests are small: XGBoost's OpenMP threads would only contend with the server's (one-row
-    # DMatrix set-up measured at 0.2 ms on one thread, 24 ms on two on a busy 2-core host).
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    for variable in ServiceSettings.ENV.values():
-        os.environ.pop(variable, None)
-    os.environ.update(settings.to_env())
-    uvicorn.run(
-        "cputime.frontends.service:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        access_log=args.access_log,
-        **server_options(),
-    )
+    serve(settings, host=args.host, port=args.port, workers=args.workers,
+          access_log=args.access_log)  # fmt: skip
     return ExitStatus.OK

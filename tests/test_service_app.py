@@ -1,0 +1,124 @@
+"""The service in-process: the app built from a settings object, run by FastAPI's TestClient,
+with dependencies overridden (the end-to-end tests in test_service.py start the real server)."""
+
+import dataclasses
+
+import pytest
+from fastapi.testclient import TestClient
+from test_service import CATALOG, VISITS
+
+import cputime
+from cputime.frontends.service import (
+    ServedModel,
+    ServiceSettings,
+    create_app,
+    get_settings,
+    served_model,
+)
+from cputime.model.loading import LoadedModel
+from cputime.planning.predictions import predict_visits
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return cputime.load_model()
+
+
+@pytest.fixture(scope="module")
+def test_model(shipped):
+    """The shipped model under another name and version, served without loading anything."""
+    loaded = LoadedModel(model=shipped, metadata={}, source="test", version="test/7", name="test")
+    return ServedModel.of(loaded)
+
+
+@pytest.fixture(scope="module")
+def client(test_model):
+    # A model spec that cannot load: the override must be what is served.
+    app = create_app(ServiceSettings(model="/nonexistent/model", max_rows=500))
+    app.dependency_overrides[served_model] = lambda: test_model
+    with TestClient(app) as c:
+        yield c
+
+
+def test_the_overridden_model_is_served(client):
+    assert client.get("/healthz").json() == {"status": "ok", "model": "test", "version": "test/7",
+                                             "last_load_error": None}
+    body = client.post("/v1/predict", json={"visits": VISITS}).json()
+    assert body["model"]["version"] == "test/7"
+    assert {row["model_version"] for row in body["predictions"]} == {"test/7"}
+
+
+def test_settings_come_from_the_object_not_the_environment(client, monkeypatch):
+    monkeypatch.setenv("CPUTIME_MAX_ROWS", "1000000")
+    response = client.post("/v1/predict", json={"visits": VISITS[:1] * 3, "sensors": ["all"]})
+    assert response.status_code == 413
+    assert "500 rows per request (max_rows)" in response.json()["detail"]
+    assert client.app.dependency_overrides[get_settings]().max_rows == 500
+
+
+def test_rows_are_those_of_the_library_with_the_filter_letter(client, shipped):
+    options = {"confidence_level": 0.9, "queue_max_seconds": 3600.0, "host_slowdown": 1.6,
+               "threads": 4}
+    rows = client.post("/v1/predict", json={"visits": VISITS, **options}).json()["predictions"]
+    expected = predict_visits(shipped, VISITS, confidence_level=0.9, queue_max_seconds=3600.0,
+                              host_factor=1.6, threads=4, model_version="test/7")
+    assert len(rows) == len(expected)
+    for row, want in zip(rows, expected, strict=True):
+        want = {**want, "filter": "ugrizy"[int(want["filter"])]}
+        assert list(row) == list(want)
+        for key, value in want.items():
+            if isinstance(value, float) and value != value:
+                assert row[key] is None, key  # NaN is null in JSON
+            elif isinstance(value, float):
+                assert row[key] == pytest.approx(value, rel=1e-9), key  # 10 digits written
+            else:
+                assert row[key] == value, key
+    assert [row["filter"] for row in rows] == ["r", "y", "u"]
+
+
+@pytest.mark.parametrize(
+    ("new", "old"),
+    [({"confidence_level": 0.8}, {"confidence": 0.8}),
+     ({"threads": 8, "queue_max_seconds": 7200}, {"cores": 8, "queue_max_seconds": 7200}),
+     ({"host_slowdown": 2.5}, {"host_factor": 2.5})],
+)
+def test_old_option_names_are_accepted(client, new, old):
+    answers = [client.post("/v1/predict", json={"visits": VISITS, **names}).json()
+               for names in (new, old, {})]
+    assert answers[0] == answers[1] != answers[2]
+    query = "&".join(f"{k}={v}" for k, v in new.items())
+    old_query = "&".join(f"{k}={v}" for k, v in old.items())
+    catalog = CATALOG.read_bytes()
+    by_catalog = [client.post(f"/v1/predict/catalog?sensors=R22_S11&{q}", content=catalog).json()
+                  for q in (query, old_query)]
+    assert by_catalog[0] == by_catalog[1]
+    assert by_catalog[0]["predictions"][0]["filter"] in "ugrizy"
+
+
+def test_bad_visits_are_named_by_their_place_in_the_request(client):
+    visits = [VISITS[0]] * 70 + [{**VISITS[0], "moonphase": 500}]  # the bulk lane, in slices
+    response = client.post("/v1/predict", json={"visits": visits})
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("visits.70.moonphase: ")
+    both = client.post("/v1/predict", json={"visits": VISITS, "confidence": 0.9,
+                                            "confidence_level": 0.9})
+    assert both.status_code == 422
+
+
+def test_a_bad_visit_in_a_later_slice_is_named_by_its_place_in_the_request(test_model):
+    app = create_app(ServiceSettings(model="/nonexistent/model"))
+    app.dependency_overrides[served_model] = lambda: test_model
+    visits = [VISITS[0]] * 1050
+    visits[1040] = {**VISITS[0], "altitude": 200}  # the second slice of the bulk lane
+    with TestClient(app) as c:
+        response = c.post("/v1/predict", json={"visits": visits})
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("visits.1040.altitude: ")
+
+
+def test_settings_default_to_the_environment(monkeypatch):
+    monkeypatch.setenv("CPUTIME_MAX_ROWS", "12")
+    monkeypatch.setenv("CPUTIME_REQUEST_SECONDS", "2.5")
+    settings = ServiceSettings.from_env()
+    assert (settings.max_rows, settings.request_seconds) == (12, 2.5)
+    assert dataclasses.replace(settings, max_rows=3).max_rows == 3
