@@ -134,6 +134,28 @@ def test_a_long_running_driver_follows_a_promotion(tmp_path):
     assert load_cached(spec, uri).source == f"models:/driver/{second.version}"
 
 
+def test_a_version_registered_by_the_previous_release_still_loads(tmp_path, mlflow_uri):
+    """A registry holds model folders of format 1.0: the version loads, with its training record
+    where callers read it, and predicts as the shipped model (the same fit)."""
+    from cputime.frontends.workflow import predict_one
+    from cputime.runs.registry import log_and_register
+
+    folder = tmp_path / "model_1"
+    folder.mkdir()
+    shutil.copy(ROOT / "tests" / "data" / "model_format_1" / "metadata.json", folder)
+    shutil.copy(ROOT / "models" / "default" / "booster.json", folder)
+    version = log_and_register(folder, name="release_1", tracking_uri=mlflow_uri)
+    spec = f"models:/release_1/{version.version}"
+    loaded = resolve_model(spec, mlflow_uri)
+    assert loaded.metadata["converted_from"] == "1.0"
+    assert loaded.training["training_rows"] == 934 and loaded.training["feature_summary"]
+    assert loaded.metrics == {}
+    old = predict_one(VISIT, "R22_S11", model=spec, tracking_uri=mlflow_uri)
+    new = predict_one(VISIT, "R22_S11", model=str(ROOT / "models" / "default"))
+    for column in ("cpu_seconds_p50", "cpu_seconds_upper", "walltime_seconds"):
+        assert old[column] == pytest.approx(new[column], rel=1e-12), column
+
+
 def test_pinning_names_a_missing_alias(mlflow_uri):
     with pytest.raises(InputError, match="models:/nobody@champion: not found"):
         pin_spec("models:/nobody@champion", mlflow_uri)

@@ -131,7 +131,8 @@ def shipped_copy(tmp_path) -> Path:
     [
         ("metadata.json", "{not json", "metadata.json: not valid JSON"),
         ("metadata.json", "[1, 2]", "metadata.json: expected a JSON object"),
-        ("metadata.json", '{"format_version": "1.0"}', "format_version '1.0' is not supported"),
+        ("metadata.json", '{"format_version": "3.0"}', "format_version '3.0' is not supported"),
+        ("metadata.json", '{"format_version": "1.0"}', "metadata.json: estimator: missing"),
         ("metadata.json", '{"format_version": "2.0", "model": "os.system"}',
          r"model: 'os.system' is not 'CPUTimeModel'"),
         ("metadata.json", '{"format_version": "2.0", "model": "CPUTimeModel"}',
@@ -218,3 +219,142 @@ def test_training_data_hash_is_stable():
     assert persistence.training_data_hash(table) == persistence.training_data_hash(table.copy())
     assert persistence.training_data_hash(table) != persistence.training_data_hash(table.iloc[::-1])
     assert len(persistence.training_data_hash(table)) == 64
+
+
+# ------------------------------------------------------------------------------ format 1.0
+FORMAT_1 = Path(__file__).parent / "data" / "model_format_1"
+SHIPPED = ROOT / "models" / "default"
+
+
+@pytest.fixture()
+def format_1_copy(tmp_path) -> Path:
+    """The previous release's shipped model folder: its metadata (format 1.0) beside its booster,
+    which the current shipped model still uses byte for byte."""
+    folder = tmp_path / "model_1"
+    folder.mkdir()
+    shutil.copy(FORMAT_1 / "metadata.json", folder)
+    shutil.copy(SHIPPED / "booster.json", folder)
+    return folder
+
+
+def _tables() -> list[pd.DataFrame]:
+    return [load_training_table(ROOT / "features" / "twinkles_run1.csv"),
+            load_runs_table(ROOT / "features" / "phosim_runs.csv").features]  # fmt: skip
+
+
+def _assert_same_predictions(model, reference) -> None:
+    """Equal up to the last bit of the host slowdown, 1/(1/H) in the 1.0 folder."""
+    for X in _tables():
+        for level in (None, 0.8):
+            pd.testing.assert_frame_equal(model.predict_frame(X, level),
+                                          reference.predict_frame(X, level),
+                                          check_exact=False, rtol=1e-12, atol=0)  # fmt: skip
+
+
+def test_a_format_1_folder_loads_as_the_shipped_model(format_1_copy):
+    old = json.loads((FORMAT_1 / "metadata.json").read_text())
+    assert old["format_version"] == "1.0"
+    loaded, metadata = persistence.load_cputime_model(format_1_copy)
+    shipped, _ = persistence.load_cputime_model(SHIPPED)
+    _assert_same_predictions(loaded, shipped)
+    assert loaded.runs_host_slowdown_ == pytest.approx(1 / old["prior"]["reference_host_factor"],
+                                                       rel=1e-15)  # fmt: skip
+    assert loaded.runs_host_slowdown_ == pytest.approx(shipped.runs_host_slowdown_, rel=1e-15)
+    assert loaded.get_params(deep=False) == shipped.get_params(deep=False)
+    assert loaded.cost_model_.get_params() == shipped.cost_model_.get_params()
+    # what callers read, where a 2.0 document has it
+    assert metadata["converted_from"] == "1.0" and metadata["model"] == "CPUTimeModel"
+    assert metadata["training"] == old["extra"]["training"]
+    assert metadata["training"]["feature_summary"]  # the monitor's drift reference
+    assert metadata["metrics"] == {} and metadata["versions"] == old["versions"]
+    assert persistence.read_metadata(format_1_copy) == metadata
+
+
+def test_re_saving_a_format_1_model_writes_the_current_format(format_1_copy, tmp_path):
+    loaded, metadata = persistence.load_cputime_model(format_1_copy)
+    again = persistence.save_cputime_model(loaded, tmp_path / "again",
+                                           training=metadata["training"])  # fmt: skip
+    written = json.loads((again / "metadata.json").read_text())
+    shipped = json.loads((SHIPPED / "metadata.json").read_text())
+    assert written["format_version"] == persistence.FORMAT_VERSION == "2.0"
+    assert "converted_from" not in written and "extra" not in written
+    slowdown = written["learned"].pop("runs_host_slowdown")
+    assert slowdown == pytest.approx(shipped["learned"].pop("runs_host_slowdown"), rel=1e-15)
+    for section in ("params", "learned", "cost_model", "sky_regressor", "metrics"):
+        assert written[section] == shipped[section], section
+    reloaded, _ = persistence.load_cputime_model(again)
+    _assert_same_predictions(reloaded, loaded)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("estimator",), "os.system", "estimator: 'os.system' is malformed"),
+        (("prior", "kind"), "os.system", "prior.kind"),
+        (("prior", "reference_host_factor"), -3.9, "prior.reference_host_factor: -3.9"),
+        (("prior", "reference_host_factor"), 0, "prior.reference_host_factor: 0"),
+        (("prior", "reference_host_factor"), "inf", "prior.reference_host_factor: 'inf'"),
+        (("prior", "cost_model", "parameters", "seconds_per_star_photon"), -1.0,
+         "prior.cost_model.parameters.seconds_per_star_photon: -1.0 is not positive"),
+        (("prior", "cost_model", "parameters", "warp_drive"), 1.0,
+         "prior.cost_model.parameters: unknown ['warp_drive'], missing []"),
+        (("prior", "cost_model", "fixed"), 3, "prior.cost_model.fixed"),
+        (("prior", "cost_model", "n_fit_runs"), "many", "prior.cost_model.n_fit_runs"),
+        (("prior", "filter_log_scale"), [1.0], "prior.filter_log_scale"),
+        (("params", "warp_drive"), 1, "params: malformed"),
+        (("base_log_seconds",), "x", "base_log_seconds: 'x' is malformed"),
+        (("calibration", "upper_log_offset"), 1e300, "calibration.upper_log_offset"),
+        (("calibration", "score_groups"), ["up"], "calibration.conformity_scores"),
+        (("extra", "cputime_model"), [], "extra.cputime_model: [] is malformed"),
+        (("extra", "cputime_model", "confidence_level"), 1e300,
+         "extra.cputime_model.confidence_level: 1e+300 is not in (0, 1)"),
+        (("extra", "cputime_model", "source_scores"), [0.1], "extra.cputime_model.source_scores"),
+        (("extra", "cputime_model", "fitted_ranges"), "wide", "extra.cputime_model.fitted_ranges"),
+    ],
+)
+def test_edited_format_1_numbers_are_refused_naming_the_field(format_1_copy, path, value, field):
+    metadata = json.loads((format_1_copy / "metadata.json").read_text())
+    node = metadata
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    (format_1_copy / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(InputError, match=re.escape(field)) as raised:
+        persistence.load_cputime_model(format_1_copy)
+    assert str(raised.value).startswith(f"{format_1_copy / 'metadata.json'}: ")
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [("calibration", "score_censored"), ("prior", "reference_host_factor"),
+     ("prior", "cost_model", "measured_filters"), ("extra", "cputime_model", "source_censored"),
+     ("feature_names_in",)],
+)  # fmt: skip
+def test_a_missing_format_1_field_is_named(format_1_copy, path):
+    metadata = json.loads((format_1_copy / "metadata.json").read_text())
+    node = metadata
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    (format_1_copy / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(InputError, match=re.escape(f"{'.'.join(path)}: missing")):
+        persistence.load_cputime_model(format_1_copy)
+
+
+def test_the_command_line_predicts_with_a_format_1_folder(format_1_copy, tmp_path, capsys):
+    from cputime.frontends.cli import ExitStatus, main
+
+    run = ROOT / "tests" / "data" / "phosim_runs" / "base"
+    tables = []
+    for model in (format_1_copy, SHIPPED):
+        out = tmp_path / f"{model.name}.csv"
+        argv = ["predict", run / "catalog.txt", "--commands", run / "commands.txt", "--sensors",
+                "R22_S11,R01_S00", "--model", model, "-o", out]  # fmt: skip
+        status = main([str(a) for a in argv])
+        assert status == ExitStatus.OK, capsys.readouterr().err
+        tables.append(pd.read_csv(out))
+    assert len(tables[0]) == 2 and (tables[0]["cpu_seconds_upper"] > 0).all()
+    assert list(tables[0].pop("model_version")) == ["model_1"] * 2  # the folder's name
+    assert list(tables[1].pop("model_version")) == ["default"] * 2
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=False, rtol=1e-12)

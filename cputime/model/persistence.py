@@ -22,6 +22,11 @@ regressor's prior is not stored: it is the composite's sky prior, rebuilt from `
 ``cost_model``. Loading builds only the classes named here, never one named in a file, and
 refuses numbers no fit could give (:func:`_check_numbers`), with one line naming the file and
 the field.
+
+Folders of the previous release (format ``"1.0"``: the sky correction's metadata, with the cost
+model in its ``prior`` and the composite under ``extra``) still load: their document is moved
+into this layout on reading (:func:`_metadata_from_format_1`) and read by the same code, errors
+naming the fields where the 1.0 file has them. Saving always writes this format.
 """
 
 from __future__ import annotations
@@ -62,6 +67,35 @@ METADATA_FILE = "metadata.json"
 
 #: The one model class a folder may hold.
 MODEL_CLASS = "CPUTimeModel"
+
+#: Where each field of this layout is in a format 1.0 document (this path -> 1.0 path).
+_FORMAT_1_PATHS = {
+    "params.confidence_level": "extra.cputime_model.confidence_level",
+    "params.regressor_params": "extra.cputime_model.regressor_params",
+    "params.random_state": "extra.cputime_model.random_state",
+    "learned.runs_host_slowdown": "prior.reference_host_factor",  # inverted on reading
+    "learned.sky_filter_log_scale": "prior.filter_log_scale",
+    "learned.source_scores": "extra.cputime_model.source_scores",
+    "learned.source_censored": "extra.cputime_model.source_censored",
+    "learned.source_extrapolation_dex": "extra.cputime_model.source_extrapolation_dex",
+    "learned.fitted_ranges": "extra.cputime_model.fitted_ranges",
+    "cost_model.params.fixed": "prior.cost_model.fixed",
+    "cost_model.learned.parameters": "prior.cost_model.parameters",
+    "cost_model.learned.measured_filters": "prior.cost_model.measured_filters",
+    "cost_model.learned.n_fit_runs": "prior.cost_model.n_fit_runs",
+    "sky_regressor.params": "params",
+    "sky_regressor.learned.feature_names_in": "feature_names_in",
+    "sky_regressor.learned.features_used": "features_used",
+    "sky_regressor.learned.base_log_seconds": "base_log_seconds",
+    "sky_regressor.learned.conformity_scores": "calibration.conformity_scores",
+    "sky_regressor.learned.score_censored": "calibration.score_censored",
+    "sky_regressor.learned.score_groups": "calibration.score_groups",
+    "sky_regressor.learned.upper_log_offset": "calibration.upper_log_offset",
+    "sky_regressor.learned.group_log_offsets": "calibration.group_log_offsets",
+    "training": "extra.training",
+    "metrics": "extra.metrics",
+    "versions": "versions",
+}
 
 
 def training_data_hash(table: pd.DataFrame) -> str:
@@ -186,12 +220,20 @@ def save_cputime_model(
 def read_metadata(directory: str | Path) -> dict[str, Any]:
     """Read ``metadata.json`` of a model folder and check its format version.
 
+    A format 1.0 document comes back in this format's layout (``training`` and ``metrics`` where
+    a 2.0 document has them), with ``converted_from: "1.0"``.
+
     Raises
     ------
     InputError
         Naming the file, if it is missing, not JSON, or of another format version.
     """
-    path = Path(directory) / METADATA_FILE
+    return _read_document(Path(directory) / METADATA_FILE)[0]
+
+
+def _read_document(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The metadata in this format's layout, and where its fields are in the file (this path ->
+    the file's path; empty for a 2.0 file)."""
     try:
         metadata = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -201,35 +243,59 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise InputError(f"{path}: expected a JSON object")
     version = str(metadata.get("format_version", ""))
+    if version.split(".")[0] == "1":
+        return _metadata_from_format_1(metadata, path), _FORMAT_1_PATHS
     if version.split(".")[0] != FORMAT_VERSION.split(".")[0]:
         raise InputError(
-            f"{path}: format_version {version!r} is not supported (expected {FORMAT_VERSION})"
+            f"{path}: format_version {version!r} is not supported "
+            f"(expected 1.0 or {FORMAT_VERSION})"
         )
     if metadata.get("model") != MODEL_CLASS:
         raise InputError(f"{path}: model: {metadata.get('model')!r} is not {MODEL_CLASS!r}")
-    return metadata
+    return metadata, {}
+
+
+_MISSING = object()
+
+
+def _find(document: dict[str, Any], field: str) -> Any:
+    """The value at a dotted path, or ``_MISSING``."""
+    node: Any = document
+    for key in field.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return _MISSING
+        node = node[key]
+    return node
 
 
 class _Fields:
     """The fields of one metadata document, each read by a converter; a missing or wrong field
-    is an :class:`InputError` naming the file and the field's dotted path."""
+    is an :class:`InputError` naming the file and the field's dotted path in that file (``paths``:
+    where a converted document's fields were, this path -> the file's path)."""
 
-    def __init__(self, metadata: dict[str, Any], path: Path):
+    def __init__(self, metadata: dict[str, Any], path: Path, paths: dict[str, str] | None = None):
         self.metadata = metadata
         self.path = path
+        self.paths = paths or {}
+
+    def name(self, field: str) -> str:
+        """The field's dotted path in the file."""
+        for here, there in self.paths.items():
+            if field == here or field.startswith(here + "."):
+                return there + field[len(here) :]
+        return field
 
     def __call__(self, field: str, convert: Callable[[Any], Any]) -> Any:
-        node: Any = self.metadata
-        for key in field.split("."):
-            if not isinstance(node, dict) or key not in node:
-                raise InputError(f"{self.path}: {field}: missing (malformed model metadata)")
-            node = node[key]
+        node = _find(self.metadata, field)
+        if node is _MISSING:
+            raise InputError(f"{self.path}: {self.name(field)}: missing (malformed model metadata)")
         try:
             return convert(node)
         except (KeyError, TypeError, ValueError) as exc:
             shown = repr(node) if len(repr(node)) <= 60 else repr(node)[:57] + "..."
             raise InputError(
-                f"{self.path}: {field}: {shown} is malformed ({type(exc).__name__}: {exc})"
+                f"{self.path}: {self.name(field)}: {shown} is malformed "
+                f"({type(exc).__name__}: {exc})"
             ) from None
 
 
@@ -272,6 +338,60 @@ def _object(value: Any) -> dict[str, Any]:
     return value
 
 
+def _reciprocal(value: Any) -> float:
+    number = _number(value)
+    if not (0.0 < number < math.inf and math.isfinite(1.0 / number)):
+        raise ValueError("expected a positive number")
+    return 1.0 / number
+
+
+def _exactly(expected: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if value != expected:
+            raise ValueError(f"expected {expected!r}")
+        return value
+
+    return convert
+
+
+def _metadata_from_format_1(metadata: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A format 1.0 document (``path``) moved into this format's layout (:data:`_FORMAT_1_PATHS`).
+
+    Two values are derived rather than moved: ``learned.runs_host_slowdown`` is 1/H of the 1.0
+    ``prior.reference_host_factor`` H (reference-host s per runs-host s), and the cost model's
+    constructor ``parameters``, which 1.0 did not keep, are the fitted values of its ``fixed``
+    parameters (the only ones a refit does not re-estimate), None when none is fixed. A field
+    missing here is named by its 1.0 path when the reader asks for it.
+    """
+    old = _Fields(metadata, path)
+    old("estimator", _exactly("CPUTimeRegressor"))
+    old("prior.kind", _exactly("sky_prior"))
+    old("extra.cputime_model", _object)
+    fitted = old("prior.cost_model.parameters", _number_map)
+    fixed = old("prior.cost_model.fixed", _names)
+    derived = {
+        "learned.runs_host_slowdown": old("prior.reference_host_factor", _reciprocal),
+        "cost_model.params.parameters": {n: fitted[n] for n in fixed if n in fitted} or None,
+    }
+    converted: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "converted_from": "1.0",
+        "model": MODEL_CLASS,
+        "params": {},
+        "training": {},
+        "metrics": {},
+    }
+    moved = {here: _find(metadata, there) for here, there in _FORMAT_1_PATHS.items()}
+    for here, value in {**moved, **derived}.items():
+        if value is not _MISSING:
+            *parents, key = here.split(".")
+            node = converted
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[key] = value
+    return converted
+
+
 def _build(cls: type, field: _Fields, params: str, **given: Any) -> Any:
     """``cls(**parameters)`` from the ``params`` field, plus the ``given`` ones: an unknown
     parameter name is refused here (the values are checked as the class checks them)."""
@@ -279,7 +399,7 @@ def _build(cls: type, field: _Fields, params: str, **given: Any) -> Any:
     try:
         return cls(**kwargs, **given)
     except TypeError as exc:
-        raise InputError(f"{field.path}: {params}: malformed ({exc})") from None
+        raise InputError(f"{field.path}: {field.name(params)}: malformed ({exc})") from None
 
 
 def _cost_model_from(field: _Fields) -> PhosimCostModel:
@@ -344,9 +464,9 @@ def load_cputime_model(directory: str | Path) -> tuple[CPUTimeModel, dict[str, A
         format version, or holds numbers no fit could give.
     """
     directory = Path(directory)
-    metadata = read_metadata(directory)
     meta_path = directory / METADATA_FILE
-    field = _Fields(metadata, meta_path)
+    metadata, paths = _read_document(meta_path)
+    field = _Fields(metadata, meta_path, paths)
     model = _build(CPUTimeModel, field, "params")
     model.cost_model_ = _cost_model_from(field)
     model.runs_host_slowdown_ = field("learned.runs_host_slowdown", _number)
@@ -359,19 +479,20 @@ def load_cputime_model(directory: str | Path) -> tuple[CPUTimeModel, dict[str, A
     prior = SkyPrior(model.cost_model_, model.runs_host_slowdown_, scale)
     model.sky_regressor_ = _regressor_from(field, prior)
     model.feature_names_in_ = np.asarray(model.sky_regressor_.feature_names_in_)
-    _check_numbers(model, meta_path)
+    _check_numbers(model, field)
     model.sky_regressor_.booster_ = _load_booster(
         directory / BOOSTER_FILE, len(model.sky_regressor_.features_used_)
     )
     return model, metadata
 
 
-def _check_numbers(model: CPUTimeModel, meta_path: Path) -> None:
+def _check_numbers(model: CPUTimeModel, fields: _Fields) -> None:
     """Refuse a model whose numbers no fit could give (a damaged or edited metadata file): one
     line naming the field, instead of a traceback or nonsense walltimes later."""
+    meta_path = fields.path
 
     def bad(field: str, value: Any, why: str) -> InputError:
-        return InputError(f"{meta_path}: {field}: {value!r} {why}")
+        return InputError(f"{meta_path}: {fields.name(field)}: {value!r} {why}")
 
     level = model.confidence_level
     if not (isinstance(level, Real) and 0.0 < level < 1.0):
@@ -382,8 +503,8 @@ def _check_numbers(model: CPUTimeModel, meta_path: Path) -> None:
     names, known = set(model.cost_model_.parameters_), set(DEFAULT_PARAMETERS)
     if names != known:
         raise InputError(
-            f"{meta_path}: cost_model.learned.parameters: unknown {sorted(names - known)}, "
-            f"missing {sorted(known - names)}"
+            f"{meta_path}: {fields.name('cost_model.learned.parameters')}: "
+            f"unknown {sorted(names - known)}, missing {sorted(known - names)}"
         )
     for name, value in model.cost_model_.parameters_.items():
         if not np.isfinite(value):
