@@ -410,7 +410,7 @@ def test_old_spellings_of_renamed_options_mean_the_same(capsys):
     assert new[0] == old[0] == ExitStatus.OK, new[2] + old[2]
     assert new[1] == old[1]
     row = json.loads(new[1])[0]
-    assert (row["confidence"], row["host_factor"], row["threads"]) == (0.9, 0.5, 4)
+    assert (row["confidence_level"], row["host_slowdown"], row["threads"]) == (0.9, 0.5, 4)
 
 
 def test_help_says_the_units_and_the_old_spellings(capsys):

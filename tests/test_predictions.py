@@ -33,25 +33,25 @@ def test_default_level_loses_the_least_cpu_and_a_fixed_level_stays_fixed(model, 
     fixed = predict_jobs(model, visits, confidence_level=0.95)
     default = predict_jobs(model, visits)
     assert list(default.columns[: len(PREDICTION_COLUMNS)]) == PREDICTION_COLUMNS
-    assert (fixed["confidence"] == 0.95).all()
+    assert (fixed["confidence_level"] == 0.95).all()
     single = default["segments"] == 1
     groups = model.calibration_group_of(visits)  # moon up / down: each its own scores
     for group in np.unique(groups):
-        level = default.loc[single & (groups == group), "confidence"].unique()
+        level = default.loc[single & (groups == group), "confidence_level"].unique()
         assert len(level) == 1 and 0.95 < level[0] < 1.0  # a kill costs more than unused time
     assert (
         default.loc[single, "cpu_seconds_upper"] >= fixed.loc[single, "cpu_seconds_upper"]
     ).all()
     # Unused reservation that costs more than a kill's share gives a lower level.
     frugal = predict_jobs(model, visits, overreserve_cost=5.0)
-    assert (frugal["confidence"] < default["confidence"]).all()
+    assert (frugal["confidence_level"] < default["confidence_level"]).all()
 
 
 def test_a_checkpointed_job_risks_one_segment_so_its_level_is_lower(model, visits):
     plans = predict_jobs(model, visits, queue_max_seconds=12 * 3600.0)
     split = plans["segments"] > 1
     assert split.any() and (~split).any()
-    assert plans.loc[split, "confidence"].max() <= plans.loc[~split, "confidence"].min()
+    assert plans.loc[split, "confidence_level"].max() <= plans.loc[~split, "confidence_level"].min()
     times = plans.loc[split, "segment_slurm_times"].str.split(";")
     assert (times.str.len() == plans.loc[split, "segments"]).all()
     fits = plans["fits_queue"]
@@ -114,7 +114,7 @@ def test_predict_visits_gives_the_numbers_of_the_table_path(model, options):
     segments = np.array([row["segments"] for row in fast])
     if "queue_max_seconds" in options:
         assert (segments > 1).any()
-    levels = {row["confidence"] for row in fast}
+    levels = {row["confidence_level"] for row in fast}
     assert len(levels) > 1 if "confidence_level" not in options else levels == {0.9}
 
 

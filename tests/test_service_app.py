@@ -61,7 +61,7 @@ def test_rows_are_those_of_the_library_with_the_filter_letter(client, shipped):
                "threads": 4}
     rows = client.post("/v1/predict", json={"visits": VISITS, **options}).json()["predictions"]
     expected = predict_visits(shipped, VISITS, confidence_level=0.9, queue_max_seconds=3600.0,
-                              host_factor=1.6, threads=4, model_version="test/7")
+                              host_slowdown=1.6, threads=4, model_version="test/7")
     assert len(rows) == len(expected)
     for row, want in zip(rows, expected, strict=True):
         want = {**want, "filter": "ugrizy"[int(want["filter"])]}

@@ -27,7 +27,7 @@ def _row(**overrides):
     row = {"obshistid": 230, "sensor": "R22_S11", "cpu_seconds_p50": 1000.0,
            "cpu_seconds_upper": 2000.0, "walltime_seconds": 2280, "segments": 1,
            "slurm_time": "0-00:38:00", "checkpointtotal": 0, "slurm_signal": "B:USR1@300",
-           "fits_queue": True, "confidence": 0.95, "threads": 1, "model_version": "v1",
+           "fits_queue": True, "confidence_level": 0.95, "threads": 1, "model_version": "v1",
            "segment_slurm_times": "0-00:38:00"}
     row = {**row, **overrides}
     if "segment_slurm_times" not in overrides:
@@ -57,7 +57,7 @@ def test_the_older_keywords_still_work_with_a_warning():
     assert sorted(str(w.message).split(":")[1].split("=")[0].strip() for w in caught) == [
         "confidence", "cores", "host_factor"]
     assert pd.Series(old).equals(pd.Series(new))  # NaN features compare equal here
-    assert new["threads"] == 4 and new["confidence"] == 0.9 and new["host_factor"] == 0.585
+    assert new["threads"] == 4 and new["confidence_level"] == 0.9 and new["host_slowdown"] == 0.585
     with pytest.warns(DeprecationWarning, match="cores= is deprecated; use threads="):
         kwargs = parsl_app_kwargs(VISIT, "R22_S11", cores=4)
     assert kwargs == parsl_app_kwargs(VISIT, "R22_S11", threads=4)

@@ -41,12 +41,19 @@ class CPUTimePyfunc(PythonModel):
         return predict_jobs(
             self.model_,
             frame,
-            confidence_level=float(params.get("confidence") or 0) or None,
-            host_slowdown=float(params.get("host_factor", 1.0)),
+            # Older registered versions named the first two "confidence" and "host_factor".
+            confidence_level=float(_param(params, "confidence_level", "confidence", 0.0)) or None,
+            host_slowdown=float(_param(params, "host_slowdown", "host_factor", 1.0)),
             threads=int(params.get("threads", 1)),
             queue_max_seconds=float(params.get("queue_max_seconds") or 0) or None,
             model_version=self.version_,
         )
+
+
+def _param(params: dict, name: str, old_name: str, default: float) -> float:
+    """A request parameter by its name, or by its older spelling."""
+    value = params.get(name)
+    return params.get(old_name, default) if value is None else value
 
 
 set_model(CPUTimePyfunc())

@@ -274,7 +274,7 @@ def format_slurm(table: pd.DataFrame, fmt: str = "sbatch", *, job_name: str = "p
             lines.append(
                 f"# obshistid {int(row['obshistid'])} sensor {row['sensor']}: CPU p50 "
                 f"{row['cpu_seconds_p50']:.0f} s, upper {row['cpu_seconds_upper']:.0f} s "
-                f"at {row['confidence']:g}, model {row['model_version'] or '-'}"
+                f"at {row['confidence_level']:g}, model {row['model_version'] or '-'}"
                 + (f"; segment {k + 1} of {len(sets)}" if len(sets) > 1 else "")
             )
             if not row["fits_queue"]:

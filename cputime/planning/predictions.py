@@ -51,8 +51,8 @@ PREDICTION_COLUMNS = [
     "plan_note",
     "extrapolation",
     "extrapolation_dex",
-    "confidence",
-    "host_factor",
+    "confidence_level",
+    "host_slowdown",
     "threads",
     "model_version",
 ]
@@ -133,7 +133,7 @@ def _predict_columns(
     setup_seconds: float,
 ) -> tuple[dict[str, np.ndarray | list], dict[str, np.ndarray]]:
     """The computed columns of :data:`PREDICTION_COLUMNS` (``cpu_seconds_p50`` to
-    ``confidence``), and the medians of the two terms (``source_seconds_p50``,
+    ``confidence_level``), and the medians of the two terms (``source_seconds_p50``,
     ``sky_seconds_p50``), one value per
     row of ``X``; see :func:`predict_jobs` for the parameters."""
 
@@ -192,7 +192,7 @@ def _predict_columns(
         "plan_note": plans.advice,
         "extrapolation": predicted["extrapolation"],
         "extrapolation_dex": np.round(predicted["extrapolation_dex"], 3),
-        "confidence": np.round(levels, 4),
+        "confidence_level": np.round(levels, 4),
     }, {
         "source_seconds_p50": np.round(predicted["source_seconds"], 1),
         "sky_seconds_p50": np.round(predicted["sky_seconds"], 1),
@@ -284,7 +284,7 @@ def predict_jobs(
             "obshistid": features["obshistid"].to_numpy(),
             "sensor": features["sensor"].fillna("").replace("", model.reference_sensor).to_numpy(),
             **computed,
-            "host_factor": host_slowdown,
+            "host_slowdown": host_slowdown,
             "threads": threads,
             "model_version": model_version,
             **terms,
@@ -379,7 +379,7 @@ parallel_fraction, setup_seconds, model_version
     )
     per_visit = {
         **computed,
-        "host_factor": [host_slowdown] * n,
+        "host_slowdown": [host_slowdown] * n,
         "threads": [threads] * n,
         "model_version": [model_version] * n,
         **terms,

@@ -62,8 +62,8 @@ def save_mlflow_model(model_dir: str | Path, path: str | Path) -> Path:
     from mlflow.types import ParamSchema, ParamSpec
 
     params = ParamSchema([
-        ParamSpec("confidence", "double", 0.0),  # 0: the model's own level
-        ParamSpec("host_factor", "double", 1.0),
+        ParamSpec("confidence_level", "double", 0.0),  # 0: the model's own level
+        ParamSpec("host_slowdown", "double", 1.0),
         ParamSpec("threads", "long", 1),
         ParamSpec("queue_max_seconds", "double", 0.0),  # 0: no queue limit
     ])  # fmt: skip

@@ -94,7 +94,7 @@ class Prediction(BaseModel):
     obshistid: int
     sensor: str
     cpu_seconds_p50: float = Field(description="median CPU on the reference host [s]")
-    cpu_seconds_upper: float = Field(description="upper bound at `confidence` [s]")
+    cpu_seconds_upper: float = Field(description="upper bound at `confidence_level` [s]")
     walltime_seconds: int = Field(description="walltime of the longest segment [s]")
     segments: int
     slurm_time: str
