@@ -155,6 +155,16 @@ def test_missing_files(tmp_path, shipped_copy):
         persistence.load_cputime_model(shipped_copy)
 
 
+def _edit_metadata(folder: Path, path: tuple, value) -> None:
+    """Set one field (a path of keys) of a model folder's metadata.json, as a hand edit would."""
+    metadata = json.loads((folder / "metadata.json").read_text())
+    node = metadata
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+
+
 @pytest.mark.parametrize(
     ("path", "value", "field"),
     [
@@ -181,12 +191,7 @@ def test_missing_files(tmp_path, shipped_copy):
     ],
 )
 def test_edited_model_numbers_are_refused_naming_the_field(shipped_copy, path, value, field):
-    metadata = json.loads((shipped_copy / "metadata.json").read_text())
-    node = metadata
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
-    (shipped_copy / "metadata.json").write_text(json.dumps(metadata))
+    _edit_metadata(shipped_copy, path, value)
     with pytest.raises(InputError, match=re.escape(field)) as raised:
         persistence.load_cputime_model(shipped_copy)
     assert str(raised.value).startswith(f"{shipped_copy}{os.sep}")
@@ -313,12 +318,7 @@ def test_re_saving_a_format_1_model_writes_the_current_format(format_1_copy, tmp
     ],
 )
 def test_edited_format_1_numbers_are_refused_naming_the_field(format_1_copy, path, value, field):
-    metadata = json.loads((format_1_copy / "metadata.json").read_text())
-    node = metadata
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
-    (format_1_copy / "metadata.json").write_text(json.dumps(metadata))
+    _edit_metadata(format_1_copy, path, value)
     with pytest.raises(InputError, match=re.escape(field)) as raised:
         persistence.load_cputime_model(format_1_copy)
     assert str(raised.value).startswith(f"{format_1_copy / 'metadata.json'}: ")
