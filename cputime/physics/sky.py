@@ -620,19 +620,9 @@ def sky_mag_opsim3(
 
     Parameters
     ----------
-    filter : array_like of int
-        Filter index 0..5 = u g r i z y.
-    altitude, moonalt : array_like
-        Altitude of the field and of the moon [degrees].
-    moonphase : array_like
-        Illuminated fraction of the moon [percent, 0..100].
-    dist2moon : array_like
-        Angle between field and moon [degrees].
-    sunalt : array_like
-        Altitude of the sun [degrees].
-    airmass : array_like, optional
-        Airmass of the field [unitless]; from ``altitude`` with :func:`airmass_ks91` if None.
-        OpSim v3 itself used the KS91 airmass of the altitude.
+    filter, altitude, moonalt, moonphase, dist2moon, sunalt, airmass
+        As for :func:`sky_mag_ks91` [filter index, degrees, percent, unitless]. OpSim v3 itself
+        used the KS91 airmass of the altitude.
 
     Returns
     -------
