@@ -97,6 +97,19 @@ def test_part_key_covers_included_files(tmp_path):
     assert again["n_objects"].sum() == 2 * first["n_objects"].sum()
 
 
+def test_part_key_covers_files_included_after_object_lines(tmp_path):
+    catalog = (DATA / "base" / "catalog.txt").read_text()
+    top = tmp_path / "top.txt"
+    top.write_text(catalog + "includeobj late.txt\n")  # named after the object lines
+    late = tmp_path / "late.txt"
+    late.write_text("object 1 53.01 -27.44 17.8 flatlambda.txt 0 0 0 0 0 0 point none none\n")
+    work = tmp_path / "work"
+    first = features_of_many([top], SENSORS, resume_dir=work, progress=False).table
+    late.write_text(late.read_text() * 3)
+    again = features_of_many([top], SENSORS, resume_dir=work, progress=False).table
+    assert again["n_objects"].sum() == first["n_objects"].sum() + 2
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_bad_input_stops_the_run_naming_it(catalogs, bad_catalog, jobs):
     with pytest.raises(InputError, match=r"bad\.txt:\d+:"):

@@ -526,3 +526,13 @@ def test_tens_of_includes_are_read(tmp_path):
     assert_same_objects(objects(top), objects(write(tmp_path / "one.txt",
                                                     HEADER + "".join(lines))))
 
+
+
+def test_header_includes_lists_includes_after_objects_only_where_a_line_starts(tmp_path):
+    for name in ("a.txt", "b.txt", "c.txt"):
+        write(tmp_path / name, GOOD_STAR)
+    top = write(tmp_path / "top.txt", HEADER + "includeobj a.txt\n" + GOOD_STAR
+                + "# includeobj nothere.txt\n" + " \tIncludeObj b.txt\n" + GOOD_STAR
+                + "includeobj\tc.txt\n")
+    assert catalog.header_includes(top) == tuple(tmp_path / n for n in ("a.txt", "b.txt",
+                                                                        "c.txt"))

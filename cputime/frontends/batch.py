@@ -6,7 +6,7 @@ on standard error, and, given a ``resume_dir``, keeps one part file per finished
 run that was interrupted (or that met a bad catalog) starts again where it stopped.
 
 A part file is named by a hash of everything its rows depend on: the input's absolute path, size
-and modification time (and those of the files its header block includes, see
+and modification time (and those of every file it includes, see
 :func:`cputime.inputs.catalog.header_includes`), the sensors, the commands overrides,
 ``allow_outside`` and
 :data:`cputime.physics.features.FEATURE_CODE_VERSION`. Changing any of them recomputes the input;

@@ -284,13 +284,13 @@ def _header_block(path: Path, source: str) -> Iterator[tuple[int, list[str]]]:
 
 
 def header_includes(path: str | os.PathLike, *, allow_outside: bool = False) -> tuple[Path, ...]:
-    """Files named by ``includeobj`` lines in the header block of a catalog and, in turn, of
-    those files (each once, at most :data:`MAX_INCLUDE_DEPTH` deep and
-    :data:`MAX_INCLUDED_FILES` files).
+    """Files named by the ``includeobj`` lines of a catalog and, in turn, of those files (each
+    once, at most :data:`MAX_INCLUDE_DEPTH` deep and :data:`MAX_INCLUDED_FILES` files): every
+    file :func:`iter_object_chunks` reads besides the catalog itself.
 
-    Cheap (only the lines before each file's first object are read): what a cache key of the
-    catalog's results must cover besides the catalog itself. ``includeobj`` lines written
-    after object lines are not looked for.
+    What a cache key of the catalog's results must cover. Every line is looked at, an
+    ``includeobj`` after object lines too, but only for ``includeobj`` (a byte search, no
+    parsing): the cost is about that of decompressing the files.
     """
     path = Path(path)
     root = path.parent.resolve()
@@ -298,9 +298,7 @@ def header_includes(path: str | os.PathLike, *, allow_outside: bool = False) -> 
     todo = [(path, 0)]
     while todo:
         current, depth = todo.pop()
-        for number, fields in _header_block(current, str(current)):
-            if fields[0].lower() != "includeobj":
-                continue
+        for number, fields in _include_lines(current, str(current)):
             target = _include_path(fields, number, current, root, allow_outside)
             if target not in found and target != path.resolve():
                 if len(found) == MAX_INCLUDED_FILES:
@@ -309,6 +307,37 @@ def header_includes(path: str | os.PathLike, *, allow_outside: bool = False) -> 
                 if target.is_file() and depth < MAX_INCLUDE_DEPTH:
                     todo.append((target, depth + 1))
     return tuple(found)
+
+
+_INCLUDEOBJ = b"includeobj"
+
+
+def _include_lines(path: Path, source: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each ``includeobj`` line of a file, wherever it stands.
+
+    Found by searching the lower-cased text for the keyword and keeping the hits that are a
+    line's first field (only blanks before, a blank or the line break after), as
+    :func:`~cputime.inputs.lines.tokens` would split it.
+    """
+    with closing(_text_chunks(path, source, DEFAULT_CHUNK_BYTES)) as chunks:
+        first_line = 1  # line number of the chunk's first line
+        for chunk in chunks:
+            text = bytes(chunk).lower()
+            counted, line = 0, first_line  # line number at offset ``counted``
+            at = text.find(_INCLUDEOBJ)
+            while at >= 0:
+                start = text.rfind(b"\n", 0, at) + 1
+                end = text.index(b"\n", at) + 1
+                after = text[at + len(_INCLUDEOBJ):at + len(_INCLUDEOBJ) + 1]
+                if not text[start:at].strip(b" \t\r") and after in (b" ", b"\t", b"\r", b"\n"):
+                    line += text.count(b"\n", counted, start)
+                    counted = start
+                    raw = decode_line(bytes(chunk[start:end]))
+                    if raw is None:
+                        raise located(source, line, BINARY_MESSAGE)
+                    yield line, tokens(raw)
+                at = text.find(_INCLUDEOBJ, end)
+            first_line = line + text.count(b"\n", counted)
 
 
 def iter_object_chunks(path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
