@@ -536,3 +536,19 @@ def test_header_includes_lists_includes_after_objects_only_where_a_line_starts(t
                 + "includeobj\tc.txt\n")
     assert catalog.header_includes(top) == tuple(tmp_path / n for n in ("a.txt", "b.txt",
                                                                         "c.txt"))
+
+
+def test_included_text_is_capped_with_the_line_that_crossed_the_limit(tmp_path):
+    part = write(tmp_path / "part.txt.gz", GOOD_STAR * 10, gz=True)  # the limit counts text
+    size = len(GOOD_STAR) * 10
+    top = write(tmp_path / "top.txt", HEADER + "includeobj part.txt.gz\n" + GOOD_STAR
+                + "includeobj part.txt.gz\n")
+    assert len(objects(top, max_included_bytes=2 * size)["ra"]) == 21
+    line = HEADER.count("\n") + 3  # the second include
+    with pytest.raises(InputError, match=rf"^{tmp_path}/top\.txt:{line}: includeobj 'part\.txt"
+                                         rf"\.gz' takes the included object files over "
+                                         rf"{2 * size - 1} bytes of text in all"):
+        objects(top, max_included_bytes=2 * size - 1)
+    assert part.stat().st_size < size
+    with pytest.raises(InputError, match=rf"top\.txt:{line - 2}: includeobj"):
+        catalog.read_catalog(top, max_included_bytes=size - 1)

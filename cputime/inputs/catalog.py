@@ -8,7 +8,8 @@ This module reads the bytes and walks the ``includeobj`` tree; what a header lin
 :mod:`cputime.inputs.header`'s business, what an object line holds :mod:`cputime.inputs.objects`'.
 Object lines are read in large chunks and parsed in worker threads that overlap the gzip
 decompression. Memory stays bounded by a few chunks whatever the file size, and the work by
-:data:`MAX_INCLUDED_FILES` files whatever the ``includeobj`` tree.
+:data:`MAX_INCLUDED_FILES` files and :data:`MAX_INCLUDED_BYTES` of their text whatever the
+``includeobj`` tree.
 
 PhoSim reads ``includeobj`` lines of the main catalog only, and at most 32 object files per
 visit (``MAX_CATALOG`` in ``source/raytrace/parameters.h``, checked by ``trim``), read from
@@ -63,6 +64,11 @@ MAX_INCLUDE_DEPTH = 16
 #: 8 times what PhoSim itself reads, and it bounds the work of a fan-out (10 files that each
 #: include 10 others, 7 levels deep, would be ten million files).
 MAX_INCLUDED_FILES = 256
+#: Most text the ``includeobj`` files of one catalog may hold in all [bytes], decompressed, a
+#: file included twice counting twice. A full-focal-plane DC2 visit's object files are a few GB
+#: of text; the cap bounds the work of a small file that names large ones many times (256
+#: inclusions of one 1 GB file would be 256 GB read).
+MAX_INCLUDED_BYTES = 16 << 30
 
 # ----------------------------------------------------------------------------------------------
 # Bytes: plain or gzip, in newline-terminated chunks
@@ -341,7 +347,8 @@ def _include_lines(path: Path, source: str) -> Iterator[tuple[int, list[str]]]:
 
 
 def iter_object_chunks(path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-                       allow_outside: bool = False) -> Iterator[ObjectChunk]:
+                       allow_outside: bool = False,
+                       max_included_bytes: int = MAX_INCLUDED_BYTES) -> Iterator[ObjectChunk]:
     """Stream the objects of an instance catalog, following ``includeobj`` files.
 
     Every line is checked: field count for the spatial model and dust blocks, numbers where
@@ -357,6 +364,9 @@ def iter_object_chunks(path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CH
         this much text (fewer around ``includeobj`` lines).
     allow_outside : bool, default=False
         Follow ``includeobj`` files that resolve outside the catalog's folder.
+    max_included_bytes : int, default=:data:`MAX_INCLUDED_BYTES`
+        Most decompressed text of all ``includeobj`` files together [bytes], a file included
+        twice counting twice; checked as the text is read, so little more is ever read.
 
     Yields
     ------
@@ -367,13 +377,14 @@ def iter_object_chunks(path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CH
     InputError
         One line naming the file and line: a bad object line (which field and why), binary or
         truncated data, a missing or escaping ``includeobj`` file, more than
-        :data:`MAX_INCLUDED_FILES` of them, a header keyword after the objects that disagrees
-        with (or is missing from) the header.
+        :data:`MAX_INCLUDED_FILES` of them or more than ``max_included_bytes`` of their text
+        (naming the ``includeobj`` line that crossed the limit), a header keyword after the
+        objects that disagrees with (or is missing from) the header.
     """
     path = Path(path)
     with ThreadPoolExecutor(max_workers=_PARSE_THREADS,
                             thread_name_prefix="cputime-catalog-parse") as pool:
-        walk = _Walk(path.parent.resolve(), chunk_bytes, allow_outside, pool)
+        walk = _Walk(path.parent.resolve(), chunk_bytes, allow_outside, pool, max_included_bytes)
         yield from _iter_file(path, HeaderLines(str(path)), walk, stack=(path.resolve(),))
 
 
@@ -385,18 +396,38 @@ class _Walk:
     chunk_bytes: int
     allow_outside: bool
     pool: ThreadPoolExecutor
+    max_included_bytes: int
     included: int = 0  # includeobj lines followed so far
+    included_bytes: int = 0  # text of included files read so far [bytes]
+
+    def count_included(self, size: int, site: tuple[str, int, str]) -> None:
+        """Add ``size`` bytes read from the file an ``includeobj`` line (``site``: file, line,
+        name) brought in; raise once the total passes the limit."""
+        self.included_bytes += size
+        if self.included_bytes > self.max_included_bytes:
+            source, number, name = site
+            raise located(source, number, (
+                f"includeobj '{name}' takes the included object files over "
+                f"{self.max_included_bytes} bytes of text in all (max_included_bytes; a file "
+                "included twice counting twice)"))
 
 
 def _iter_file(path: Path, header: HeaderLines | None, walk: _Walk,
-               stack: tuple[Path, ...]) -> Iterator[ObjectChunk]:
-    """Objects of one file (``header`` is None for included files), then of its includes."""
+               stack: tuple[Path, ...],
+               site: tuple[str, int, str] | None = None) -> Iterator[ObjectChunk]:
+    """Objects of one file (``header`` is None for included files), then of its includes.
+
+    ``site`` is the ``includeobj`` line (file, line number, name) that brought an included
+    file in: its text counts towards the catalog's :data:`MAX_INCLUDED_BYTES`.
+    """
     first_line = 1
     seen_object = False
     pending: deque = deque()
     chunks = _prefetched(_text_chunks(path, str(path), walk.chunk_bytes))
     try:
         for chunk in chunks:
+            if site is not None:
+                walk.count_included(len(chunk), site)
             pending.append(walk.pool.submit(parse_chunk, chunk))
             if len(pending) <= _PARSE_THREADS:
                 continue
@@ -432,7 +463,8 @@ def _emit(parsed: ParsedChunk, path: Path, header: HeaderLines | None, walk: _Wa
             if not parsed.error:
                 yield from _objects(parsed, done, before, source)
                 done = before
-            yield from _iter_file(target, None, walk, (*stack, target))
+            yield from _iter_file(target, None, walk, (*stack, target),
+                                  (source, number, fields[1]))
         elif header is None:
             raise located(source, number, (
                 f"header keyword '{fields[0]}' in an included object file; PhoSim reads header "
@@ -475,8 +507,11 @@ def _objects(parsed: ParsedChunk, start: int, stop: int, source: str) -> Iterato
 
 
 def read_catalog(path: str | os.PathLike, *, allow_outside: bool = False,
-                 chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[CatalogHeader, pd.DataFrame]:
-    """Header and all objects of a (small) catalog, as a table.
+                 chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                 max_included_bytes: int = MAX_INCLUDED_BYTES,
+                 ) -> tuple[CatalogHeader, pd.DataFrame]:
+    """Header and all objects of a (small) catalog, as a table (parameters as
+    :func:`iter_object_chunks`).
 
     Returns
     -------
@@ -486,7 +521,8 @@ def read_catalog(path: str | os.PathLike, *, allow_outside: bool = False,
         (categorical of :data:`SPATIAL_MODELS`), ``is_point``, ``source``; one row per object.
     """
     header = read_header(path, allow_outside=allow_outside)
-    chunks = list(iter_object_chunks(path, chunk_bytes=chunk_bytes, allow_outside=allow_outside))
+    chunks = list(iter_object_chunks(path, chunk_bytes=chunk_bytes, allow_outside=allow_outside,
+                                     max_included_bytes=max_included_bytes))
     columns = ("ra", "dec", "magnorm", "model_code", "is_point")
     empty = {"ra": np.float64, "dec": np.float64, "magnorm": np.float64, "model_code": np.int8,
              "is_point": bool}
