@@ -552,3 +552,30 @@ def test_included_text_is_capped_with_the_line_that_crossed_the_limit(tmp_path):
     assert part.stat().st_size < size
     with pytest.raises(InputError, match=rf"top\.txt:{line - 2}: includeobj"):
         catalog.read_catalog(top, max_included_bytes=size - 1)
+
+
+def test_open_catalog_reads_header_and_objects_in_one_pass_as_the_two_readers_do(tmp_path):
+    lines = object_lines(30)
+    write(tmp_path / "a.txt", "".join(lines[:10]))
+    write(tmp_path / "late.txt", "".join(lines[20:]))
+    first, rest = HEADER.split("\n", 1)
+    # An include inside the header block, header lines after it, a long comment run before
+    # them, and an include after the objects.
+    text = (first + "\nincludeobj a.txt\n" + "# comment\n" * 5000 + rest + "".join(lines[10:20])
+            + "includeobj late.txt\n")
+    for gz in (False, True):
+        top = write(tmp_path / "top.txt", text, gz=gz)
+        header, items = catalog.open_catalog(top, chunk_bytes=4096)
+        chunks = list(items)
+        assert header == read_header(top)
+        assert [p.name for p in header.includes] == ["a.txt"]
+        got = {n: np.concatenate([getattr(c, n) for c in chunks])
+               for n in ("ra", "dec", "magnorm", "model_code", "is_point")}
+        assert_same_objects(objects(top), got)
+        assert len(got["ra"]) == 30
+    # Header problems come before any object; object-line problems while iterating.
+    with pytest.raises(InputError, match=r"top\.txt: missing required header keyword"):
+        catalog.open_catalog(write(tmp_path / "top.txt", rest.split("\n", 1)[1] + lines[0]))
+    header, chunks = catalog.open_catalog(write(tmp_path / "top.txt", text + "object 1\n"))
+    with pytest.raises(InputError, match=rf"top\.txt:{text.count(chr(10)) + 1}: "):
+        list(chunks)

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,7 @@ __all__ = [
     "read_header",
     "header_includes",
     "iter_object_chunks",
+    "open_catalog",
     "read_catalog",
     "canonical_keyword",
 ]
@@ -382,9 +383,39 @@ def iter_object_chunks(path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CH
         objects that disagrees with (or is missing from) the header.
     """
     path = Path(path)
+    return _catalog_items(Path(path), chunk_bytes, allow_outside, max_included_bytes,
+                          want_header=False)
+
+
+def open_catalog(path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                 allow_outside: bool = False, max_included_bytes: int = MAX_INCLUDED_BYTES,
+                 ) -> tuple[CatalogHeader, Iterator[ObjectChunk]]:
+    """The header of an instance catalog and its objects, read in one pass over the file.
+
+    What :func:`read_header` then :func:`iter_object_chunks` give (parameters and errors as
+    theirs), without reading the header block twice: a catalog whose header follows gigabytes
+    of comment lines is decompressed once. The header's ``includes`` are the ``includeobj``
+    files of the header block, which must exist.
+
+    Returns
+    -------
+    header : CatalogHeader
+    objects : iterator of ObjectChunk
+        Iterate it to the end, or close it, to stop the reading threads.
+    """
+    items = _catalog_items(Path(path), chunk_bytes, allow_outside, max_included_bytes,
+                           want_header=True)
+    header = next(items)  # the reader yields the header before any object
+    return header, items
+
+
+def _catalog_items(path: Path, chunk_bytes: int, allow_outside: bool, max_included_bytes: int,
+                   want_header: bool) -> Iterator:
+    """The catalog's :class:`CatalogHeader` first if ``want_header``, then its ObjectChunks."""
     with ThreadPoolExecutor(max_workers=_PARSE_THREADS,
                             thread_name_prefix="cputime-catalog-parse") as pool:
-        walk = _Walk(path.parent.resolve(), chunk_bytes, allow_outside, pool, max_included_bytes)
+        walk = _Walk(path.parent.resolve(), chunk_bytes, allow_outside, pool, max_included_bytes,
+                     want_header)
         yield from _iter_file(path, HeaderLines(str(path)), walk, stack=(path.resolve(),))
 
 
@@ -397,8 +428,12 @@ class _Walk:
     allow_outside: bool
     pool: ThreadPoolExecutor
     max_included_bytes: int
+    want_header: bool  # yield the built header when the header block ends
     included: int = 0  # includeobj lines followed so far
     included_bytes: int = 0  # text of included files read so far [bytes]
+    # The header block's includeobj lines (fields, line number), followed once the block ends
+    # (so that the header is complete before any object comes); None once it has ended.
+    deferred: list[tuple[list[str], int]] | None = field(default_factory=list)
 
     def count_included(self, size: int, site: tuple[str, int, str]) -> None:
         """Add ``size`` bytes read from the file an ``includeobj`` line (``site``: file, line,
@@ -421,7 +456,6 @@ def _iter_file(path: Path, header: HeaderLines | None, walk: _Walk,
     file in: its text counts towards the catalog's :data:`MAX_INCLUDED_BYTES`.
     """
     first_line = 1
-    seen_object = False
     pending: deque = deque()
     chunks = _prefetched(_text_chunks(path, str(path), walk.chunk_bytes))
     try:
@@ -432,22 +466,36 @@ def _iter_file(path: Path, header: HeaderLines | None, walk: _Walk,
             if len(pending) <= _PARSE_THREADS:
                 continue
             parsed = pending.popleft().result()
-            yield from _emit(parsed, path, header, walk, first_line, seen_object, stack)
-            seen_object = seen_object or parsed.object_line.size > 0
+            yield from _emit(parsed, path, header, walk, first_line, stack)
             first_line += parsed.n_lines
         while pending:
             parsed = pending.popleft().result()
-            yield from _emit(parsed, path, header, walk, first_line, seen_object, stack)
-            seen_object = seen_object or parsed.object_line.size > 0
+            yield from _emit(parsed, path, header, walk, first_line, stack)
             first_line += parsed.n_lines
+        if header is not None and walk.deferred is not None:  # no object line in the file
+            yield from _end_header(path, header, walk, stack)
     finally:
         for future in pending:
             future.cancel()
         chunks.close()
 
 
+def _end_header(path: Path, header: HeaderLines, walk: _Walk,
+                stack: tuple[Path, ...]) -> Iterator:
+    """At the end of the header block of ``path``: the header (if wanted), then the objects of
+    the ``includeobj`` files the block named."""
+    deferred, walk.deferred = walk.deferred, None
+    if walk.want_header:
+        header.includes.extend(_include_path(fields, number, path, walk.root, walk.allow_outside)
+                               for fields, number in deferred)
+        yield header.build()
+    for fields, number in deferred:
+        target = _followed_include(fields, number, path, walk, stack)
+        yield from _iter_file(target, None, walk, (*stack, target), (str(path), number, fields[1]))
+
+
 def _emit(parsed: ParsedChunk, path: Path, header: HeaderLines | None, walk: _Walk,
-          first_line: int, seen_object: bool, stack: tuple[Path, ...]) -> Iterator[ObjectChunk]:
+          first_line: int, stack: tuple[Path, ...]) -> Iterator[ObjectChunk]:
     """Yield a parsed chunk's objects, handling its header and includeobj lines in order."""
     source = str(path)
     error_line = parsed.error[0] if parsed.error else parsed.n_lines
@@ -458,7 +506,13 @@ def _emit(parsed: ParsedChunk, path: Path, header: HeaderLines | None, walk: _Wa
         number = first_line + index
         fields = tokens(text)
         before = int(np.searchsorted(parsed.object_line, index))
-        if fields[0].lower() == "includeobj":
+        in_header = header is not None and walk.deferred is not None
+        if in_header and before > 0:
+            yield from _end_header(path, header, walk, stack)
+            in_header = False
+        if fields[0].lower() == "includeobj" and in_header:
+            walk.deferred.append((fields, number))
+        elif fields[0].lower() == "includeobj":
             target = _followed_include(fields, number, path, walk, stack)
             if not parsed.error:
                 yield from _objects(parsed, done, before, source)
@@ -469,12 +523,14 @@ def _emit(parsed: ParsedChunk, path: Path, header: HeaderLines | None, walk: _Wa
             raise located(source, number, (
                 f"header keyword '{fields[0]}' in an included object file; PhoSim reads header "
                 "keywords only from the main catalog"))
-        elif seen_object or before > 0:
-            check_late_keyword(header, fields, number)
-        else:
+        elif in_header:
             _header_line(header, fields, number, path, walk.root, walk.allow_outside)
+        else:
+            check_late_keyword(header, fields, number)
     if parsed.error:  # the objects of a chunk with a bad line are not yielded
         raise located(source, first_line + parsed.error[0], parsed.error[1])
+    if header is not None and walk.deferred is not None and parsed.object_line.size:
+        yield from _end_header(path, header, walk, stack)
     yield from _objects(parsed, done, parsed.object_line.size, source)
 
 
@@ -520,9 +576,9 @@ def read_catalog(path: str | os.PathLike, *, allow_outside: bool = False,
         Columns ``ra``, ``dec`` [degrees], ``magnorm`` [mag], ``model_code``, ``spatial_model``
         (categorical of :data:`SPATIAL_MODELS`), ``is_point``, ``source``; one row per object.
     """
-    header = read_header(path, allow_outside=allow_outside)
-    chunks = list(iter_object_chunks(path, chunk_bytes=chunk_bytes, allow_outside=allow_outside,
-                                     max_included_bytes=max_included_bytes))
+    header, items = open_catalog(path, chunk_bytes=chunk_bytes, allow_outside=allow_outside,
+                                 max_included_bytes=max_included_bytes)
+    chunks = list(items)
     columns = ("ra", "dec", "magnorm", "model_code", "is_point")
     empty = {"ra": np.float64, "dec": np.float64, "magnorm": np.float64, "model_code": np.int8,
              "is_point": bool}
