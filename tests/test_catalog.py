@@ -579,3 +579,17 @@ def test_open_catalog_reads_header_and_objects_in_one_pass_as_the_two_readers_do
     header, chunks = catalog.open_catalog(write(tmp_path / "top.txt", text + "object 1\n"))
     with pytest.raises(InputError, match=rf"top\.txt:{text.count(chr(10)) + 1}: "):
         list(chunks)
+
+
+def test_recording_reads_lists_every_file_opened_with_its_size_and_time(tmp_path):
+    write(tmp_path / "a.txt", GOOD_STAR)
+    write(tmp_path / "late.txt", GOOD_STAR + "includeobj a.txt\n")
+    top = write(tmp_path / "top.txt", HEADER + "includeobj a.txt\n" + GOOD_STAR
+                + "includeobj late.txt\n")
+    with catalog.recording_reads() as files:
+        catalog.read_catalog(top)
+    assert [Path(name).name for name, _, _ in files] == ["top.txt", "a.txt", "late.txt", "a.txt"]
+    stat = (tmp_path / "late.txt").stat()
+    assert files[2] == (str(tmp_path / "late.txt"), stat.st_size, stat.st_mtime_ns)
+    objects(top)  # outside the block nothing is recorded
+    assert len(files) == 4

@@ -24,7 +24,8 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,7 @@ __all__ = [
     "ObjectChunk",
     "read_header",
     "header_includes",
+    "recording_reads",
     "iter_object_chunks",
     "open_catalog",
     "read_catalog",
@@ -161,8 +163,30 @@ def _prefetched(items: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
         thread.join()
 
 
+#: Where the files the reader opens are listed, while :func:`recording_reads` is active.
+_READS: ContextVar[list[tuple[str, int, int]] | None] = ContextVar("cputime_catalog_reads",
+                                                                   default=None)
+
 # ----------------------------------------------------------------------------------------------
 # Public API
+
+
+@contextmanager
+def recording_reads() -> Iterator[list[tuple[str, int, int]]]:
+    """List every file the catalog reader opens inside the ``with`` block (in this thread or
+    task): ``(absolute path, size [bytes], modification time [ns])``, as the file was when
+    opened.
+
+    What a cache of a catalog's results must check is unchanged before reusing them, found
+    while the catalog is read rather than by reading it again (see
+    :mod:`cputime.frontends.batch`).
+    """
+    files: list[tuple[str, int, int]] = []
+    token = _READS.set(files)
+    try:
+        yield files
+    finally:
+        _READS.reset(token)
 
 
 @dataclass(frozen=True)
@@ -295,9 +319,10 @@ def header_includes(path: str | os.PathLike, *, allow_outside: bool = False) -> 
     once, at most :data:`MAX_INCLUDE_DEPTH` deep and :data:`MAX_INCLUDED_FILES` files): every
     file :func:`iter_object_chunks` reads besides the catalog itself.
 
-    What a cache key of the catalog's results must cover. Every line is looked at, an
-    ``includeobj`` after object lines too, but only for ``includeobj`` (a byte search, no
-    parsing): the cost is about that of decompressing the files.
+    Every line is looked at, an ``includeobj`` after object lines too, but only for
+    ``includeobj`` (a byte search, no parsing): the cost is about that of decompressing the
+    files. A cache filled by reading the catalog lists the same files for free with
+    :func:`recording_reads`.
     """
     path = Path(path)
     root = path.parent.resolve()
@@ -455,6 +480,10 @@ def _iter_file(path: Path, header: HeaderLines | None, walk: _Walk,
     ``site`` is the ``includeobj`` line (file, line number, name) that brought an included
     file in: its text counts towards the catalog's :data:`MAX_INCLUDED_BYTES`.
     """
+    if (reads := _READS.get()) is not None:
+        with suppress(OSError):  # a file that cannot be read fails just below
+            stat = path.stat()  # before the bytes: a change while reading shows as a change
+            reads.append((str(path.absolute()), stat.st_size, stat.st_mtime_ns))
     first_line = 1
     pending: deque = deque()
     chunks = _prefetched(_text_chunks(path, str(path), walk.chunk_bytes))
