@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cputime.errors import InputError
-from cputime.frontends.batch import features_of_many, part_path
+from cputime.frontends.batch import features_of_many, part_is_current, part_path
 from cputime.frontends.cli import main
 
 DATA = Path(__file__).parent / "data" / "phosim_runs"
@@ -90,11 +90,24 @@ def test_part_key_covers_included_files(tmp_path):
     work = tmp_path / "work"
     first = features_of_many([top], SENSORS, resume_dir=work, progress=False).table
     key = part_path(work, top, SENSORS)
-    assert key.exists()
+    assert part_is_current(key)
     more.write_text(more.read_text() * 2)  # a nested include changed
-    assert part_path(work, top, SENSORS) != key
+    assert not part_is_current(key)
     again = features_of_many([top], SENSORS, resume_dir=work, progress=False).table
     assert again["n_objects"].sum() == 2 * first["n_objects"].sum()
+
+
+def test_part_key_covers_files_included_after_object_lines(tmp_path):
+    catalog = (DATA / "base" / "catalog.txt").read_text()
+    top = tmp_path / "top.txt"
+    top.write_text(catalog + "includeobj late.txt\n")  # named after the object lines
+    late = tmp_path / "late.txt"
+    late.write_text("object 1 53.01 -27.44 17.8 flatlambda.txt 0 0 0 0 0 0 point none none\n")
+    work = tmp_path / "work"
+    first = features_of_many([top], SENSORS, resume_dir=work, progress=False).table
+    late.write_text(late.read_text() * 3)
+    again = features_of_many([top], SENSORS, resume_dir=work, progress=False).table
+    assert again["n_objects"].sum() == first["n_objects"].sum() + 2
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

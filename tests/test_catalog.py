@@ -526,3 +526,70 @@ def test_tens_of_includes_are_read(tmp_path):
     assert_same_objects(objects(top), objects(write(tmp_path / "one.txt",
                                                     HEADER + "".join(lines))))
 
+
+
+def test_header_includes_lists_includes_after_objects_only_where_a_line_starts(tmp_path):
+    for name in ("a.txt", "b.txt", "c.txt"):
+        write(tmp_path / name, GOOD_STAR)
+    top = write(tmp_path / "top.txt", HEADER + "includeobj a.txt\n" + GOOD_STAR
+                + "# includeobj nothere.txt\n" + " \tIncludeObj b.txt\n" + GOOD_STAR
+                + "includeobj\tc.txt\n")
+    assert catalog.header_includes(top) == tuple(tmp_path / n for n in ("a.txt", "b.txt",
+                                                                        "c.txt"))
+
+
+def test_included_text_is_capped_with_the_line_that_crossed_the_limit(tmp_path):
+    part = write(tmp_path / "part.txt.gz", GOOD_STAR * 10, gz=True)  # the limit counts text
+    size = len(GOOD_STAR) * 10
+    top = write(tmp_path / "top.txt", HEADER + "includeobj part.txt.gz\n" + GOOD_STAR
+                + "includeobj part.txt.gz\n")
+    assert len(objects(top, max_included_bytes=2 * size)["ra"]) == 21
+    line = HEADER.count("\n") + 3  # the second include
+    with pytest.raises(InputError, match=rf"^{tmp_path}/top\.txt:{line}: includeobj 'part\.txt"
+                                         rf"\.gz' takes the included object files over "
+                                         rf"{2 * size - 1} bytes of text in all"):
+        objects(top, max_included_bytes=2 * size - 1)
+    assert part.stat().st_size < size
+    with pytest.raises(InputError, match=rf"top\.txt:{line - 2}: includeobj"):
+        catalog.read_catalog(top, max_included_bytes=size - 1)
+
+
+def test_open_catalog_reads_header_and_objects_in_one_pass_as_the_two_readers_do(tmp_path):
+    lines = object_lines(30)
+    write(tmp_path / "a.txt", "".join(lines[:10]))
+    write(tmp_path / "late.txt", "".join(lines[20:]))
+    first, rest = HEADER.split("\n", 1)
+    # An include inside the header block, header lines after it, a long comment run before
+    # them, and an include after the objects.
+    text = (first + "\nincludeobj a.txt\n" + "# comment\n" * 5000 + rest + "".join(lines[10:20])
+            + "includeobj late.txt\n")
+    for gz in (False, True):
+        top = write(tmp_path / "top.txt", text, gz=gz)
+        header, items = catalog.open_catalog(top, chunk_bytes=4096)
+        chunks = list(items)
+        assert header == read_header(top)
+        assert [p.name for p in header.includes] == ["a.txt"]
+        got = {n: np.concatenate([getattr(c, n) for c in chunks])
+               for n in ("ra", "dec", "magnorm", "model_code", "is_point")}
+        assert_same_objects(objects(top), got)
+        assert len(got["ra"]) == 30
+    # Header problems come before any object; object-line problems while iterating.
+    with pytest.raises(InputError, match=r"top\.txt: missing required header keyword"):
+        catalog.open_catalog(write(tmp_path / "top.txt", rest.split("\n", 1)[1] + lines[0]))
+    header, chunks = catalog.open_catalog(write(tmp_path / "top.txt", text + "object 1\n"))
+    with pytest.raises(InputError, match=rf"top\.txt:{text.count(chr(10)) + 1}: "):
+        list(chunks)
+
+
+def test_recording_reads_lists_every_file_opened_with_its_size_and_time(tmp_path):
+    write(tmp_path / "a.txt", GOOD_STAR)
+    write(tmp_path / "late.txt", GOOD_STAR + "includeobj a.txt\n")
+    top = write(tmp_path / "top.txt", HEADER + "includeobj a.txt\n" + GOOD_STAR
+                + "includeobj late.txt\n")
+    with catalog.recording_reads() as files:
+        catalog.read_catalog(top)
+    assert [Path(name).name for name, _, _ in files] == ["top.txt", "a.txt", "late.txt", "a.txt"]
+    stat = (tmp_path / "late.txt").stat()
+    assert files[2] == (str(tmp_path / "late.txt"), stat.st_size, stat.st_mtime_ns)
+    objects(top)  # outside the block nothing is recorded
+    assert len(files) == 4

@@ -6,12 +6,13 @@ on standard error, and, given a ``resume_dir``, keeps one part file per finished
 run that was interrupted (or that met a bad catalog) starts again where it stopped.
 
 A part file is named by a hash of everything its rows depend on: the input's absolute path, size
-and modification time (and those of the files its header block includes, see
-:func:`cputime.inputs.catalog.header_includes`), the sensors, the commands overrides,
-``allow_outside`` and
-:data:`cputime.physics.features.FEATURE_CODE_VERSION`. Changing any of them recomputes the input;
-stale
-parts are simply never read again.
+and modification time, the sensors, the commands overrides, ``allow_outside`` and
+:data:`cputime.physics.features.FEATURE_CODE_VERSION`. Beside it, ``<part>.files.json`` lists
+every file the reader opened for it (the ``includeobj`` files, wherever their lines stand), with
+size and modification time as they were when opened
+(:func:`cputime.inputs.catalog.recording_reads`): a part is reused only while those files are
+unchanged too. Checking costs a ``stat`` per file, not a second read of the catalog. Changing
+any of them recomputes the input; stale parts are simply never read again.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "FailedInput",
     "features_of_many",
     "load_parsl_config",
+    "part_is_current",
     "part_path",
 ]
 
@@ -127,7 +129,7 @@ def features_of_many(
         parts = [
             str(part_path(resume_dir, p, sensors, commands, allow_outside)) for p in paths
         ]
-    todo = [i for i in range(len(paths)) if parts is None or not os.path.exists(parts[i])]
+    todo = [i for i in range(len(paths)) if parts is None or not part_is_current(parts[i])]
     tasks = [
         (paths[i], sensors, commands, allow_outside, None if parts is None else parts[i])
         for i in todo
@@ -166,22 +168,15 @@ def part_path(
     commands=None,
     allow_outside: bool = False,
 ) -> Path:
-    """Part file of one input in ``resume_dir``, keyed by everything its rows depend on."""
-    from cputime.inputs.catalog import header_includes
-    from cputime.physics.features import FEATURE_CODE_VERSION, is_visit_table
+    """Part file of one input in ``resume_dir``, keyed by everything its rows depend on besides
+    the files it includes (those are checked by :func:`part_is_current`)."""
+    from cputime.physics.features import FEATURE_CODE_VERSION
 
     path = Path(path).absolute()
-    try:
-        files = [path]
-        if not is_visit_table(path):
-            files += header_includes(path, allow_outside=allow_outside)
-        identity = [[str(f), *_size_and_time(f)] for f in files]
-    except (OSError, InputError):
-        identity = None  # an input that cannot be read fails when read; no stable key needed
     key = json.dumps(
         {
             "path": str(path),
-            "file": identity,
+            "file": _size_and_time(path),
             "sensors": sensors,
             "commands": None if commands is None else [commands.overrides(),
                                                       commands.unrecognised()],
@@ -195,11 +190,22 @@ def part_path(
     return Path(resume_dir) / f"{digest}.parquet"
 
 
+def part_is_current(part: str | Path) -> bool:
+    """Whether a part file exists and every file read for it (its ``.files.json``) still has the
+    size and modification time it had when read."""
+    try:
+        files = json.loads(Path(f"{part}.files.json").read_text())
+        return Path(part).exists() and all(
+            list(_size_and_time(Path(name)) or ()) == [size, mtime] for name, size, mtime in files)
+    except (OSError, ValueError, TypeError):
+        return False  # no list, or not one this code wrote: recompute
+
+
 def _size_and_time(path: Path) -> tuple[int, int] | None:
-    """Size [bytes] and modification time [ns] of a file; None when it is missing."""
+    """Size [bytes] and modification time [ns] of a file; None when it cannot be looked at."""
     try:
         stat = path.stat()
-    except FileNotFoundError:
+    except OSError:  # missing or unreadable: the input fails when read
         return None
     return stat.st_size, stat.st_mtime_ns
 
@@ -229,11 +235,14 @@ def _features_task(path: str, sensors, commands, allow_outside: bool, part: str 
     With a part file the table is written there and not sent back (it can be large); errors are
     returned rather than raised so that every executor reports them the same way.
     """
+    from cputime.inputs.catalog import recording_reads
     from cputime.physics.features import features_of_inputs
 
     try:
         _check_regular_file(Path(path))
-        table = features_of_inputs([path], sensors, commands=commands, allow_outside=allow_outside)
+        with recording_reads() as files:
+            table = features_of_inputs([path], sensors, commands=commands,
+                                       allow_outside=allow_outside)
     except InputError as err:
         message = str(err)
         return "error", message if path in message else f"{path}: {message}"
@@ -244,6 +253,9 @@ def _features_task(path: str, sensors, commands, allow_outside: bool, part: str 
     tmp = f"{part}.{os.getpid()}.tmp"
     table.to_parquet(tmp, index=False)
     os.replace(tmp, part)  # atomic: a part file is complete or absent
+    # Written after the part: a part with the list of an earlier run fails the check.
+    Path(tmp).write_text(json.dumps(files))
+    os.replace(tmp, f"{part}.files.json")
     return "ok", None
 
 

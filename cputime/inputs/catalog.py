@@ -8,7 +8,8 @@ This module reads the bytes and walks the ``includeobj`` tree; what a header lin
 :mod:`cputime.inputs.header`'s business, what an object line holds :mod:`cputime.inputs.objects`'.
 Object lines are read in large chunks and parsed in worker threads that overlap the gzip
 decompression. Memory stays bounded by a few chunks whatever the file size, and the work by
-:data:`MAX_INCLUDED_FILES` files whatever the ``includeobj`` tree.
+:data:`MAX_INCLUDED_FILES` files and :data:`MAX_INCLUDED_BYTES` of their text whatever the
+``includeobj`` tree.
 
 PhoSim reads ``includeobj`` lines of the main catalog only, and at most 32 object files per
 visit (``MAX_CATALOG`` in ``source/raytrace/parameters.h``, checked by ``trim``), read from
@@ -23,8 +24,9 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
-from dataclasses import dataclass
+from contextlib import closing, contextmanager, suppress
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +52,9 @@ __all__ = [
     "ObjectChunk",
     "read_header",
     "header_includes",
+    "recording_reads",
     "iter_object_chunks",
+    "open_catalog",
     "read_catalog",
     "canonical_keyword",
 ]
@@ -63,6 +67,11 @@ MAX_INCLUDE_DEPTH = 16
 #: 8 times what PhoSim itself reads, and it bounds the work of a fan-out (10 files that each
 #: include 10 others, 7 levels deep, would be ten million files).
 MAX_INCLUDED_FILES = 256
+#: Most text the ``includeobj`` files of one catalog may hold in all [bytes], decompressed, a
+#: file included twice counting twice. A full-focal-plane DC2 visit's object files are a few GB
+#: of text; the cap bounds the work of a small file that names large ones many times (256
+#: inclusions of one 1 GB file would be 256 GB read).
+MAX_INCLUDED_BYTES = 16 << 30
 
 # ----------------------------------------------------------------------------------------------
 # Bytes: plain or gzip, in newline-terminated chunks
@@ -154,8 +163,30 @@ def _prefetched(items: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
         thread.join()
 
 
+#: Where the files the reader opens are listed, while :func:`recording_reads` is active.
+_READS: ContextVar[list[tuple[str, int, int]] | None] = ContextVar("cputime_catalog_reads",
+                                                                   default=None)
+
 # ----------------------------------------------------------------------------------------------
 # Public API
+
+
+@contextmanager
+def recording_reads() -> Iterator[list[tuple[str, int, int]]]:
+    """List every file the catalog reader opens inside the ``with`` block (in this thread or
+    task): ``(absolute path, size [bytes], modification time [ns])``, as the file was when
+    opened.
+
+    What a cache of a catalog's results must check is unchanged before reusing them, found
+    while the catalog is read rather than by reading it again (see
+    :mod:`cputime.frontends.batch`).
+    """
+    files: list[tuple[str, int, int]] = []
+    token = _READS.set(files)
+    try:
+        yield files
+    finally:
+        _READS.reset(token)
 
 
 @dataclass(frozen=True)
@@ -284,13 +315,14 @@ def _header_block(path: Path, source: str) -> Iterator[tuple[int, list[str]]]:
 
 
 def header_includes(path: str | os.PathLike, *, allow_outside: bool = False) -> tuple[Path, ...]:
-    """Files named by ``includeobj`` lines in the header block of a catalog and, in turn, of
-    those files (each once, at most :data:`MAX_INCLUDE_DEPTH` deep and
-    :data:`MAX_INCLUDED_FILES` files).
+    """Files named by the ``includeobj`` lines of a catalog and, in turn, of those files (each
+    once, at most :data:`MAX_INCLUDE_DEPTH` deep and :data:`MAX_INCLUDED_FILES` files): every
+    file :func:`iter_object_chunks` reads besides the catalog itself.
 
-    Cheap (only the lines before each file's first object are read): what a cache key of the
-    catalog's results must cover besides the catalog itself. ``includeobj`` lines written
-    after object lines are not looked for.
+    Every line is looked at, an ``includeobj`` after object lines too, but only for
+    ``includeobj`` (a byte search, no parsing): the cost is about that of decompressing the
+    files. A cache filled by reading the catalog lists the same files for free with
+    :func:`recording_reads`.
     """
     path = Path(path)
     root = path.parent.resolve()
@@ -298,9 +330,7 @@ def header_includes(path: str | os.PathLike, *, allow_outside: bool = False) -> 
     todo = [(path, 0)]
     while todo:
         current, depth = todo.pop()
-        for number, fields in _header_block(current, str(current)):
-            if fields[0].lower() != "includeobj":
-                continue
+        for number, fields in _include_lines(current, str(current)):
             target = _include_path(fields, number, current, root, allow_outside)
             if target not in found and target != path.resolve():
                 if len(found) == MAX_INCLUDED_FILES:
@@ -311,8 +341,40 @@ def header_includes(path: str | os.PathLike, *, allow_outside: bool = False) -> 
     return tuple(found)
 
 
+_INCLUDEOBJ = b"includeobj"
+
+
+def _include_lines(path: Path, source: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each ``includeobj`` line of a file, wherever it stands.
+
+    Found by searching the lower-cased text for the keyword and keeping the hits that are a
+    line's first field (only blanks before, a blank or the line break after), as
+    :func:`~cputime.inputs.lines.tokens` would split it.
+    """
+    with closing(_text_chunks(path, source, DEFAULT_CHUNK_BYTES)) as chunks:
+        first_line = 1  # line number of the chunk's first line
+        for chunk in chunks:
+            text = bytes(chunk).lower()
+            counted, line = 0, first_line  # line number at offset ``counted``
+            at = text.find(_INCLUDEOBJ)
+            while at >= 0:
+                start = text.rfind(b"\n", 0, at) + 1
+                end = text.index(b"\n", at) + 1
+                after = text[at + len(_INCLUDEOBJ):at + len(_INCLUDEOBJ) + 1]
+                if not text[start:at].strip(b" \t\r") and after in (b" ", b"\t", b"\r", b"\n"):
+                    line += text.count(b"\n", counted, start)
+                    counted = start
+                    raw = decode_line(bytes(chunk[start:end]))
+                    if raw is None:
+                        raise located(source, line, BINARY_MESSAGE)
+                    yield line, tokens(raw)
+                at = text.find(_INCLUDEOBJ, end)
+            first_line = line + text.count(b"\n", counted)
+
+
 def iter_object_chunks(path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-                       allow_outside: bool = False) -> Iterator[ObjectChunk]:
+                       allow_outside: bool = False,
+                       max_included_bytes: int = MAX_INCLUDED_BYTES) -> Iterator[ObjectChunk]:
     """Stream the objects of an instance catalog, following ``includeobj`` files.
 
     Every line is checked: field count for the spatial model and dust blocks, numbers where
@@ -328,6 +390,9 @@ def iter_object_chunks(path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CH
         this much text (fewer around ``includeobj`` lines).
     allow_outside : bool, default=False
         Follow ``includeobj`` files that resolve outside the catalog's folder.
+    max_included_bytes : int, default=:data:`MAX_INCLUDED_BYTES`
+        Most decompressed text of all ``includeobj`` files together [bytes], a file included
+        twice counting twice; checked as the text is read, so little more is ever read.
 
     Yields
     ------
@@ -338,13 +403,44 @@ def iter_object_chunks(path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CH
     InputError
         One line naming the file and line: a bad object line (which field and why), binary or
         truncated data, a missing or escaping ``includeobj`` file, more than
-        :data:`MAX_INCLUDED_FILES` of them, a header keyword after the objects that disagrees
-        with (or is missing from) the header.
+        :data:`MAX_INCLUDED_FILES` of them or more than ``max_included_bytes`` of their text
+        (naming the ``includeobj`` line that crossed the limit), a header keyword after the
+        objects that disagrees with (or is missing from) the header.
     """
     path = Path(path)
+    return _catalog_items(Path(path), chunk_bytes, allow_outside, max_included_bytes,
+                          want_header=False)
+
+
+def open_catalog(path: str | os.PathLike, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                 allow_outside: bool = False, max_included_bytes: int = MAX_INCLUDED_BYTES,
+                 ) -> tuple[CatalogHeader, Iterator[ObjectChunk]]:
+    """The header of an instance catalog and its objects, read in one pass over the file.
+
+    What :func:`read_header` then :func:`iter_object_chunks` give (parameters and errors as
+    theirs), without reading the header block twice: a catalog whose header follows gigabytes
+    of comment lines is decompressed once. The header's ``includes`` are the ``includeobj``
+    files of the header block, which must exist.
+
+    Returns
+    -------
+    header : CatalogHeader
+    objects : iterator of ObjectChunk
+        Iterate it to the end, or close it, to stop the reading threads.
+    """
+    items = _catalog_items(Path(path), chunk_bytes, allow_outside, max_included_bytes,
+                           want_header=True)
+    header = next(items)  # the reader yields the header before any object
+    return header, items
+
+
+def _catalog_items(path: Path, chunk_bytes: int, allow_outside: bool, max_included_bytes: int,
+                   want_header: bool) -> Iterator:
+    """The catalog's :class:`CatalogHeader` first if ``want_header``, then its ObjectChunks."""
     with ThreadPoolExecutor(max_workers=_PARSE_THREADS,
                             thread_name_prefix="cputime-catalog-parse") as pool:
-        walk = _Walk(path.parent.resolve(), chunk_bytes, allow_outside, pool)
+        walk = _Walk(path.parent.resolve(), chunk_bytes, allow_outside, pool, max_included_bytes,
+                     want_header)
         yield from _iter_file(path, HeaderLines(str(path)), walk, stack=(path.resolve(),))
 
 
@@ -356,38 +452,79 @@ class _Walk:
     chunk_bytes: int
     allow_outside: bool
     pool: ThreadPoolExecutor
+    max_included_bytes: int
+    want_header: bool  # yield the built header when the header block ends
     included: int = 0  # includeobj lines followed so far
+    included_bytes: int = 0  # text of included files read so far [bytes]
+    # The header block's includeobj lines (fields, line number), followed once the block ends
+    # (so that the header is complete before any object comes); None once it has ended.
+    deferred: list[tuple[list[str], int]] | None = field(default_factory=list)
+
+    def count_included(self, size: int, site: tuple[str, int, str]) -> None:
+        """Add ``size`` bytes read from the file an ``includeobj`` line (``site``: file, line,
+        name) brought in; raise once the total passes the limit."""
+        self.included_bytes += size
+        if self.included_bytes > self.max_included_bytes:
+            source, number, name = site
+            raise located(source, number, (
+                f"includeobj '{name}' takes the included object files over "
+                f"{self.max_included_bytes} bytes of text in all (max_included_bytes; a file "
+                "included twice counting twice)"))
 
 
 def _iter_file(path: Path, header: HeaderLines | None, walk: _Walk,
-               stack: tuple[Path, ...]) -> Iterator[ObjectChunk]:
-    """Objects of one file (``header`` is None for included files), then of its includes."""
+               stack: tuple[Path, ...],
+               site: tuple[str, int, str] | None = None) -> Iterator[ObjectChunk]:
+    """Objects of one file (``header`` is None for included files), then of its includes.
+
+    ``site`` is the ``includeobj`` line (file, line number, name) that brought an included
+    file in: its text counts towards the catalog's :data:`MAX_INCLUDED_BYTES`.
+    """
+    if (reads := _READS.get()) is not None:
+        with suppress(OSError):  # a file that cannot be read fails just below
+            stat = path.stat()  # before the bytes: a change while reading shows as a change
+            reads.append((str(path.absolute()), stat.st_size, stat.st_mtime_ns))
     first_line = 1
-    seen_object = False
     pending: deque = deque()
     chunks = _prefetched(_text_chunks(path, str(path), walk.chunk_bytes))
     try:
         for chunk in chunks:
+            if site is not None:
+                walk.count_included(len(chunk), site)
             pending.append(walk.pool.submit(parse_chunk, chunk))
             if len(pending) <= _PARSE_THREADS:
                 continue
             parsed = pending.popleft().result()
-            yield from _emit(parsed, path, header, walk, first_line, seen_object, stack)
-            seen_object = seen_object or parsed.object_line.size > 0
+            yield from _emit(parsed, path, header, walk, first_line, stack)
             first_line += parsed.n_lines
         while pending:
             parsed = pending.popleft().result()
-            yield from _emit(parsed, path, header, walk, first_line, seen_object, stack)
-            seen_object = seen_object or parsed.object_line.size > 0
+            yield from _emit(parsed, path, header, walk, first_line, stack)
             first_line += parsed.n_lines
+        if header is not None and walk.deferred is not None:  # no object line in the file
+            yield from _end_header(path, header, walk, stack)
     finally:
         for future in pending:
             future.cancel()
         chunks.close()
 
 
+def _end_header(path: Path, header: HeaderLines, walk: _Walk,
+                stack: tuple[Path, ...]) -> Iterator:
+    """At the end of the header block of ``path``: the header (if wanted), then the objects of
+    the ``includeobj`` files the block named."""
+    deferred, walk.deferred = walk.deferred, None
+    if walk.want_header:
+        header.includes.extend(_include_path(fields, number, path, walk.root, walk.allow_outside)
+                               for fields, number in deferred)
+        yield header.build()
+    for fields, number in deferred:
+        target = _followed_include(fields, number, path, walk, stack)
+        yield from _iter_file(target, None, walk, (*stack, target), (str(path), number, fields[1]))
+
+
 def _emit(parsed: ParsedChunk, path: Path, header: HeaderLines | None, walk: _Walk,
-          first_line: int, seen_object: bool, stack: tuple[Path, ...]) -> Iterator[ObjectChunk]:
+          first_line: int, stack: tuple[Path, ...]) -> Iterator[ObjectChunk]:
     """Yield a parsed chunk's objects, handling its header and includeobj lines in order."""
     source = str(path)
     error_line = parsed.error[0] if parsed.error else parsed.n_lines
@@ -398,22 +535,31 @@ def _emit(parsed: ParsedChunk, path: Path, header: HeaderLines | None, walk: _Wa
         number = first_line + index
         fields = tokens(text)
         before = int(np.searchsorted(parsed.object_line, index))
-        if fields[0].lower() == "includeobj":
+        in_header = header is not None and walk.deferred is not None
+        if in_header and before > 0:
+            yield from _end_header(path, header, walk, stack)
+            in_header = False
+        if fields[0].lower() == "includeobj" and in_header:
+            walk.deferred.append((fields, number))
+        elif fields[0].lower() == "includeobj":
             target = _followed_include(fields, number, path, walk, stack)
             if not parsed.error:
                 yield from _objects(parsed, done, before, source)
                 done = before
-            yield from _iter_file(target, None, walk, (*stack, target))
+            yield from _iter_file(target, None, walk, (*stack, target),
+                                  (source, number, fields[1]))
         elif header is None:
             raise located(source, number, (
                 f"header keyword '{fields[0]}' in an included object file; PhoSim reads header "
                 "keywords only from the main catalog"))
-        elif seen_object or before > 0:
-            check_late_keyword(header, fields, number)
-        else:
+        elif in_header:
             _header_line(header, fields, number, path, walk.root, walk.allow_outside)
+        else:
+            check_late_keyword(header, fields, number)
     if parsed.error:  # the objects of a chunk with a bad line are not yielded
         raise located(source, first_line + parsed.error[0], parsed.error[1])
+    if header is not None and walk.deferred is not None and parsed.object_line.size:
+        yield from _end_header(path, header, walk, stack)
     yield from _objects(parsed, done, parsed.object_line.size, source)
 
 
@@ -446,8 +592,11 @@ def _objects(parsed: ParsedChunk, start: int, stop: int, source: str) -> Iterato
 
 
 def read_catalog(path: str | os.PathLike, *, allow_outside: bool = False,
-                 chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[CatalogHeader, pd.DataFrame]:
-    """Header and all objects of a (small) catalog, as a table.
+                 chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                 max_included_bytes: int = MAX_INCLUDED_BYTES,
+                 ) -> tuple[CatalogHeader, pd.DataFrame]:
+    """Header and all objects of a (small) catalog, as a table (parameters as
+    :func:`iter_object_chunks`).
 
     Returns
     -------
@@ -456,8 +605,9 @@ def read_catalog(path: str | os.PathLike, *, allow_outside: bool = False,
         Columns ``ra``, ``dec`` [degrees], ``magnorm`` [mag], ``model_code``, ``spatial_model``
         (categorical of :data:`SPATIAL_MODELS`), ``is_point``, ``source``; one row per object.
     """
-    header = read_header(path, allow_outside=allow_outside)
-    chunks = list(iter_object_chunks(path, chunk_bytes=chunk_bytes, allow_outside=allow_outside))
+    header, items = open_catalog(path, chunk_bytes=chunk_bytes, allow_outside=allow_outside,
+                                 max_included_bytes=max_included_bytes)
+    chunks = list(items)
     columns = ("ra", "dec", "magnorm", "model_code", "is_point")
     empty = {"ra": np.float64, "dec": np.float64, "magnorm": np.float64, "model_code": np.int8,
              "is_point": bool}

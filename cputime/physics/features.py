@@ -26,7 +26,7 @@ from pandas.api.types import is_numeric_dtype
 
 from cputime.errors import InputError
 from cputime.inputs import focalplane
-from cputime.inputs.catalog import CatalogHeader, iter_object_chunks, read_header
+from cputime.inputs.catalog import CatalogHeader, open_catalog
 from cputime.inputs.commands import PhosimCommands
 from cputime.inputs.validation import RANGES, check_visit
 from cputime.inputs.visit_time import READOUT_SECONDS, open_shutter_seconds
@@ -430,12 +430,12 @@ def catalog_features(
     """
     if isinstance(sensors, str):
         sensors = focalplane.parse_sensors(sensors)
-    header = read_header(path, allow_outside=allow_outside)
+    header, chunks = open_catalog(path, allow_outside=allow_outside)  # one pass over the file
     one_visit = _conditions(header_values(header), commands, lambda _: header.source)
     conditions = {name: column[0] for name, column in one_visit.items()}
     exposure = conditions["exposure_seconds"]
     acc = _SensorAccumulator(len(focalplane.SENSOR_NAMES))
-    for chunk in iter_object_chunks(path, allow_outside=allow_outside):
+    for chunk in chunks:
         x, y, front = focalplane.focal_plane_xy_mm(
             chunk.ra, chunk.dec, header.rightascension, header.declination, header.rotskypos
         )
