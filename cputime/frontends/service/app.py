@@ -266,7 +266,7 @@ def _predict_catalog(served, path: Path, sensors, options: PlanOptions):
     except InputError as err:
         raise InputError(str(err).replace(str(path), UPLOAD)) from None
     table = _with_filter_letters(predict_table(served, features, options))
-    rows = table.to_json(orient="records", double_precision=10).encode()
+    rows = table.to_json(orient="records", double_precision=10)
     return Response(_response_body([rows], served), media_type="application/json")
 
 
@@ -278,27 +278,27 @@ def _with_filter_letters(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(filter=letters[table["filter"].astype(int)].to_numpy())
 
 
-def _response_body(parts: list[bytes], served: ServedModel) -> bytes:
+def _response_body(parts: list[str], served: ServedModel) -> bytes:
     """The predictions (JSON records, given as pieces of one array) and the model, as the
     encoded response body."""
-    rows = b",".join(p[1:-1] for p in parts if p != b"[]")
-    return b'{"predictions":[' + rows + b'],"model":' + _model_json(served) + b"}"
+    rows = ",".join(p[1:-1] for p in parts if p != "[]")
+    return f'{{"predictions":[{rows}],"model":{_model_json(served)}}}'.encode()
 
 
-async def _streamed_body(parts: list[bytes], served: ServedModel):
+async def _streamed_body(parts: list[str], served: ServedModel):
     yield b'{"predictions":['
     first = True
     while parts:
         rows = parts.pop(0)[1:-1]  # popped: memory is freed as the answer goes out
         if rows:
-            yield rows if first else b"," + rows
+            yield (rows if first else "," + rows).encode()
             first = False
-    yield b'],"model":' + _model_json(served) + b"}"
+    yield f'],"model":{_model_json(served)}}}'.encode()
 
 
-def _model_json(served: ServedModel) -> bytes:
-    return orjson.dumps({"name": served.loaded.name, "version": served.version,
-                         "confidence_level": served.loaded.model.confidence_level})
+def _model_json(served: ServedModel) -> str:
+    return json.dumps({"name": served.loaded.name, "version": served.version,
+                       "confidence_level": served.loaded.model.confidence_level})
 
 
 # -------------------------------------------------------------------------------------- app

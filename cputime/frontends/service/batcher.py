@@ -47,7 +47,7 @@ class VisitJob:
     sensors: tuple[str, ...]
     options: PlanOptions
     future: asyncio.Future | None = None
-    parts: list[bytes] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
     taken: int = 0  # visits handed to the batcher so far
 
     @property
@@ -90,8 +90,8 @@ class Batcher:
         self.batch_rows = batch_rows
         self.queue: asyncio.Queue[VisitJob] = asyncio.Queue()
 
-    async def submit(self, job: VisitJob) -> list[bytes]:
-        """The job's rows as pieces of one JSON array (``[...]`` each, encoded)."""
+    async def submit(self, job: VisitJob) -> list[str]:
+        """The job's rows as pieces of one JSON array (``[...]`` each)."""
         job.future = asyncio.get_running_loop().create_future()
         await self.queue.put(job)
         return await job.future
@@ -164,17 +164,16 @@ def _settle(future: asyncio.Future, *, result=None, error: Exception | None = No
         future.set_result(result)
 
 
-def predict_pieces(group: list) -> list[bytes]:
+def predict_pieces(group: list) -> list[str]:
     """The rows (JSON) of each (job, start, visits) piece of a group sharing model, sensors and
     options.
 
     Through :func:`cputime.planning.predictions.predict_visits`, the path that builds no pandas
-    object (the same numbers as the table path), serialised with the numbers
-    ``cputime predict --format json`` writes (:mod:`.encoding`; ``filter`` as its letter).
+    object (the same numbers as the table path), serialised as ``cputime predict --format json``
+    writes them (pandas' JSON records, ``filter`` as its letter).
     """
-    import orjson
+    from pandas.io.json import ujson_dumps
 
-    from cputime.frontends.service.encoding import round_as_pandas_writes
     from cputime.inputs.opsim import FILTER_LETTERS
     from cputime.planning.predictions import predict_visits
 
@@ -194,5 +193,4 @@ def predict_pieces(group: list) -> list[bytes]:
         row["filter"] = FILTER_LETTERS[int(row["filter"])]
     sizes = (len(piece) * max(1, len(first.sensors)) for _, _, piece in group)
     bounds = itertools.accumulate(sizes, initial=0)
-    round_as_pandas_writes(rows)
-    return [orjson.dumps(rows[a:b]) for a, b in itertools.pairwise(bounds)]
+    return [ujson_dumps(rows[a:b], double_precision=10) for a, b in itertools.pairwise(bounds)]
