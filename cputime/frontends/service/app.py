@@ -305,10 +305,12 @@ def _model_json(served: ServedModel) -> str:
 
 
 class _App(FastAPI):
-    """FastAPI with :class:`.hotroute.HotRoute` outermost."""
+    """FastAPI with :class:`.hotroute.HotRoute` outermost (built when the app starts, once its
+    settings are final)."""
 
     def build_middleware_stack(self):
-        return HotRoute(super().build_middleware_stack(), self)
+        return HotRoute(super().build_middleware_stack(), self, predict_response,
+                        _settings_of(self))
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:

@@ -59,25 +59,26 @@ def _too_large(limit: int) -> BodyTooLarge:
 
 
 class HotRoute:
-    """ASGI: ``POST /v1/predict`` to :func:`cputime.frontends.service.app.predict_response`,
-    anything else to ``app`` (FastAPI's stack)."""
+    """ASGI: ``POST /v1/predict`` to ``answer(request, body, served, settings)`` (the
+    route's own code, :func:`cputime.frontends.service.app.predict_response`), anything else
+    to ``app`` (FastAPI's stack); ``fastapi_app`` holds the state, settings and handlers."""
 
-    def __init__(self, app, fastapi_app):
+    def __init__(self, app, fastapi_app, answer, settings):
         self.app = app
         self.fastapi_app = fastapi_app
+        self.answer = answer
+        self.settings = settings
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        from cputime.frontends.service.app import _settings_of, predict_response
-
         app = self.fastapi_app
-        settings = _settings_of(app)
+        settings = self.settings
         request = Request(scope, receive)
         try:
             body = await read_body(receive, scope, settings.max_body_bytes,
                                    settings.client_seconds)
-            response = await predict_response(request, body, app.state.served, settings)
+            response = await self.answer(request, body, app.state.served, settings)
         except BodyStalled:
             response = stalled_body_response(settings.client_seconds)
         except Exception as err:  # answered as FastAPI's stack answers it
