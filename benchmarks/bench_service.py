@@ -14,7 +14,7 @@ pickle) with ``--env-manager local``; when it cannot start here the reason is re
 Usage::
 
     python benchmarks/bench_service.py -o benchmarks/results/service.json
-    python benchmarks/bench_service.py --workers 2 --duration 20
+    python benchmarks/bench_service.py --also-workers 2   # and again with 2 server processes
 
 Results depend on the machine and on what else runs on it: the JSON records the core count and
 the load average before and after.
@@ -181,17 +181,17 @@ def run_loads(port, path, make_body, args) -> dict:
     }
 
 
-def bench_cputime(args) -> dict:
+def bench_cputime(args, workers: int) -> dict:
     port = _free_port()
     command = [sys.executable, "-m", "cputime", "serve", "--port", str(port),
-               "--no-access-log", "--workers", str(args.workers),
+               "--no-access-log", "--workers", str(workers),
                "--max-body-bytes", str(64 * 1024 * 1024)]
     if args.model:
         command += ["--model", args.model]
     proc = subprocess.Popen(command, cwd=ROOT)
     try:
         wait_healthy(port, "/healthz", proc)
-        return {"server": f"cputime serve (FastAPI + uvicorn, {args.workers} worker(s))",
+        return {"server": f"cputime serve (FastAPI + uvicorn, {workers} worker(s))",
                 **run_loads(port, "/v1/predict", cputime_body, args)}
     finally:
         stop(proc)
@@ -239,6 +239,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=10_000, help="visits per batch request")
     parser.add_argument("--batch-repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--also-workers", type=int, nargs="*", default=[],
+                        help="cputime serve measured again with these numbers of processes "
+                             "(results under cputime_workers_N)")
     parser.add_argument("--no-mlflow", action="store_true", help="skip mlflow models serve")
     parser.add_argument("-o", "--output", type=Path,
                         default=ROOT / "benchmarks" / "results" / "service.json")
@@ -252,8 +255,10 @@ def main(argv=None) -> int:
             "platform": platform.platform(),
         },
         "settings": {k: v for k, v in vars(args).items() if k != "output"},
-        "cputime": bench_cputime(args),
+        "cputime": bench_cputime(args, args.workers),
     }
+    for workers in args.also_workers:
+        results[f"cputime_workers_{workers}"] = bench_cputime(args, workers)
     if not args.no_mlflow:
         results["mlflow"] = bench_mlflow(args)
     results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]

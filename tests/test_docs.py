@@ -188,7 +188,7 @@ QUOTED = [
      ["big_request.rows", "big_request.seconds", "single_visit_under_big_request.p50_ms",
       "single_visit_under_big_request.p99_ms", "single_visit_quiet.p50_ms",
       "single_visit_quiet.p99_ms", "p99_ratio_loaded_to_quiet"]),
-    ("service.md", r"throughput \| (\d+) requests/s \| (\d+) requests/s", "service.json",
+    ("service.md", r"throughput \| ([\d.]+) requests/s \| ([\d.]+) requests/s", "service.json",
      ["cputime.single_visit.requests_per_second", "mlflow.single_visit.requests_per_second"]),
     ("service.md", r"batch: latency \(median of 5\) \| ([\d.]+) s \| ([\d.]+) s", "service.json",
      ["cputime.batch.latency_s.p50", "mlflow.batch.latency_s.p50"]),

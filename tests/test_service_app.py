@@ -122,3 +122,29 @@ def test_settings_default_to_the_environment(monkeypatch):
     settings = ServiceSettings.from_env()
     assert (settings.max_rows, settings.request_seconds) == (12, 2.5)
     assert dataclasses.replace(settings, max_rows=3).max_rows == 3
+
+
+def test_predict_bodies_over_the_limit_are_413_naming_it(test_model):
+    """``POST /v1/predict`` is answered before FastAPI's layers, with the same body limit."""
+    app = create_app(ServiceSettings(model="/nonexistent/model", max_body_bytes=2000))
+    app.dependency_overrides[served_model] = lambda: test_model
+    body = ('{"visits": ' + str(VISITS * 20).replace("'", '"') + "}").encode()
+
+    def pieces():  # no Content-Length: the bytes read are counted
+        yield from (body[i:i + 500] for i in range(0, len(body), 500))
+
+    with TestClient(app) as c:
+        for content in (body, pieces()):
+            response = c.post("/v1/predict", content=content,
+                              headers={"content-type": "application/json"})
+            assert response.status_code == 413, response.text
+            assert response.json() == {
+                "detail": "request: body over the limit of 2000 bytes (max_body_bytes)"}
+        assert c.post("/v1/predict", json={"visits": VISITS[:1]}).status_code == 200
+
+
+def test_the_fast_predict_route_is_documented(client):
+    operation = client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert {"visits", "sensors", "confidence_level"} <= set(schema["properties"])
+    assert "200" in operation["responses"]

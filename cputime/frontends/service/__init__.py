@@ -24,6 +24,7 @@ One module per concern:
 - :mod:`.uploads`: uploaded catalogs, gunzipped as they arrive with limits;
 - :mod:`.timeouts`: slow clients (header and body deadlines);
 - :mod:`.errors`: the errors and their one-line answers;
+- :mod:`.hotroute`: ``POST /v1/predict`` answered before FastAPI's layers;
 - :mod:`.app`: routes, :func:`create_app` (from a settings object) and :func:`serve`.
 
 Work per request is bounded (see :class:`ServiceSettings`): uploads are gunzipped as they arrive

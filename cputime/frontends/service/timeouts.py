@@ -6,13 +6,13 @@ Without them a slow client holds a socket and a slot forever."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import uvicorn
+from starlette.responses import JSONResponse
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = ["BodyDeadline", "HeaderDeadline", "ServerConfig", "TimedH11Protocol",
-           "timed_protocol"]
+           "stalled_body_response", "timed_protocol"]
 
 
 class ServerConfig(uvicorn.Config):
@@ -107,9 +107,10 @@ class BodyDeadline:
             if not state["timed_out"]:
                 raise
         if state["timed_out"] and not state["started"]:
-            body = json.dumps({"detail": f"request: no body data for {self.seconds:g} s "
-                                         "(client_seconds)"}).encode()
-            await send({"type": "http.response.start", "status": 408,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"connection", b"close")]})
-            await send({"type": "http.response.body", "body": body})
+            await stalled_body_response(self.seconds)(scope, receive, send)
+
+
+def stalled_body_response(seconds: float) -> JSONResponse:
+    """The 408 of a body that stalled for ``seconds``; the connection is closed after it."""
+    return JSONResponse({"detail": f"request: no body data for {seconds:g} s (client_seconds)"},
+                        status_code=408, headers={"connection": "close"})
