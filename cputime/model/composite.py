@@ -329,13 +329,29 @@ class CPUTimeModel(BaseEstimator):
     ) -> dict[str, np.ndarray]:
         """:meth:`predict_frame` on feature columns (:meth:`feature_columns`): the same names,
         each an array; what every prediction path computes."""
+        return self._predict_columns(X, confidence_level, self.cost_model_.part_seconds(X))
+
+    def predict_with_source_types(
+        self, X: FeatureColumns, confidence_level: float | np.ndarray | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """:meth:`predict_columns` and :meth:`upper_seconds_by_source_type` of feature columns
+        together, the cost parts computed once: what a walltime plan needs [s]."""
+        parts, by_type, unplaced = self.cost_model_.parts_and_source_types(X)
+        predicted = self._predict_columns(X, confidence_level, parts)
+        return predicted, *self._upper_by_source_type(X, predicted, by_type, unplaced)
+
+    def _predict_columns(
+        self,
+        X: FeatureColumns,
+        confidence_level: float | np.ndarray | None,
+        parts: dict[str, np.ndarray],
+    ) -> dict[str, np.ndarray]:
         check_is_fitted(self, "sky_regressor_")
         default = self.confidence_level if confidence_level is None else confidence_level
         level = np.broadcast_to(np.asarray(default, dtype=float), (len(X),))
         distinct = np.unique(level)
         for value in distinct:
             check_confidence_level(float(value))
-        parts = self.cost_model_.part_seconds(X)
         slowdown = self.runs_host_slowdown_
         source = sum_parts(parts, _SOURCE_PARTS) / slowdown
         sky = np.zeros(len(X))
@@ -419,9 +435,18 @@ class CPUTimeModel(BaseEstimator):
             magnitude bins the features do not give.
         """
         X = self.feature_columns(X)
+        return self._upper_by_source_type(X, predicted, *self.cost_model_.source_type_seconds(X))
+
+    def _upper_by_source_type(
+        self,
+        X: FeatureColumns,
+        predicted: pd.DataFrame | dict[str, np.ndarray],
+        by_type: np.ndarray,
+        unplaced: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`upper_seconds_by_source_type` from the cost model's split of ``X``."""
         slowdown = self.runs_host_slowdown_
         source_ratio = np.asarray(predicted["source_upper_ratio"])
-        by_type, unplaced = self.cost_model_.source_type_seconds(X)
         by_type = by_type * (source_ratio / slowdown)[:, None]
         sky = np.asarray(predicted["sky_seconds"]) * np.asarray(predicted["sky_upper_ratio"])
         moon = moon_sky_fraction(

@@ -273,6 +273,13 @@ class PhosimCostModel(RegressorMixin, BaseEstimator):
             Faint-star and galaxy cost of rows without per-type photons (older feature tables):
             its bins are unknown, so a checkpoint plan must count it in every segment [s].
         """
+        return self.parts_and_source_types(features)[1:]
+
+    def parts_and_source_types(
+        self, features: pd.DataFrame | FeatureColumns
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """:meth:`part_seconds` and :meth:`source_type_seconds` in one pass over the features
+        (a prediction that plans checkpoints needs both) [s, measuring host]."""
         columns = as_columns(features)
         parts, factor, bundles, straylight = self._parts_and_slots(columns)
         n = len(columns)
@@ -295,7 +302,7 @@ class PhosimCostModel(RegressorMixin, BaseEstimator):
         by_type[:, SOURCE_TYPES_WITH_PHOTON_COLUMNS] += np.where(
             known[:, None], share * faint[:, None], 0.0
         )
-        return by_type, np.where(known, 0.0, faint)
+        return parts, by_type, np.where(known, 0.0, faint)
 
     # ----------------------------------------------------------------------------------------
     def fit(

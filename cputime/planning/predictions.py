@@ -138,8 +138,7 @@ def _predict_columns(
     row of ``X``; see :func:`predict_jobs` for the parameters."""
 
     def plan(rows: FeatureColumns, levels: np.ndarray):
-        predicted = model.predict_columns(rows, levels)
-        by_type, every_segment = model.upper_seconds_by_source_type(rows, predicted)
+        predicted, by_type, every_segment = model.predict_with_source_types(rows, levels)
         plans = plan_walltime(
             by_type,
             every_segment,
