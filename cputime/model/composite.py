@@ -44,7 +44,7 @@ from cputime.model.extrapolation import (
     range_limits,
 )
 from cputime.physics.checkpoints import DARK_SKY_TYPES, MOON_TYPES
-from cputime.physics.columns import FeatureColumns, as_columns
+from cputime.physics.columns import FeatureColumns, as_columns, distinct
 from cputime.physics.cost import SOURCE_PARTS, PhosimCostModel, sum_parts
 from cputime.physics.features import FEATURE_COLUMNS
 from cputime.physics.photons import sky_photons_per_sensor
@@ -349,8 +349,8 @@ class CPUTimeModel(BaseEstimator):
         check_is_fitted(self, "sky_regressor_")
         default = self.confidence_level if confidence_level is None else confidence_level
         level = np.broadcast_to(np.asarray(default, dtype=float), (len(X),))
-        distinct = np.unique(level)
-        for value in distinct:
+        levels = distinct(level)
+        for value in levels:
             check_confidence_level(float(value))
         slowdown = self.runs_host_slowdown_
         source = sum_parts(parts, _SOURCE_PARTS) / slowdown
@@ -366,7 +366,7 @@ class CPUTimeModel(BaseEstimator):
         dex = extrapolation_dex_columns(X, self.fitted_ranges_, self.cost_model_.measured_filters_)
         offset = np.empty(len(X))
         slope = np.empty(len(X))
-        for value in distinct:
+        for value in levels:
             rows = level == value
             offset[rows], slope[rows] = self._source_bound(float(value))
         # Catalog content and the filter's photon cost are the cost model's; the sky photons

@@ -27,6 +27,7 @@ from cputime.model.conformal import (
     min_calibration_size,
 )
 from cputime.model.trees import tree_arrays
+from cputime.physics.columns import distinct
 
 __all__ = [
     "AFT_LOSS_DISTRIBUTIONS",
@@ -335,8 +336,8 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         if labels.dtype == object:  # mixed types need not sort: one key per row
             return np.array([_group_key(v) for v in labels], dtype=object)
         # Few groups, many rows: one key per distinct label.
-        distinct, inverse = np.unique(labels, return_inverse=True)
-        return np.array([_group_key(v) for v in distinct], dtype=object)[inverse.ravel()]
+        unique, inverse = distinct(labels, return_inverse=True)
+        return np.array([_group_key(v) for v in unique], dtype=object)[inverse]
 
     def _set_scores(self, scores: np.ndarray, cens: np.ndarray, groups: np.ndarray) -> None:
         level = float(self.confidence_level)
@@ -509,7 +510,7 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         levels = np.broadcast_to(np.asarray(default, dtype=float), (len(X),))
         groups = self._groups(X) if self.calibration_groups is not None else None
         offsets = np.empty(len(X), dtype=float)
-        for level in np.unique(levels):
+        for level in distinct(levels):
             if level == float(self.confidence_level):
                 pooled, per_group = self.upper_log_offset_, self.group_log_offsets_
             else:

@@ -20,7 +20,7 @@ from cputime.inputs.commands import PhosimCommands
 from cputime.model.composite import CPUTimeModel
 from cputime.model.conformal import min_calibration_size
 from cputime.physics.checkpoints import SOURCE_TYPE_PHOTON_COLUMNS
-from cputime.physics.columns import FeatureColumns
+from cputime.physics.columns import FeatureColumns, distinct
 from cputime.physics.features import CATALOG_COLUMNS, CONDITION_COLUMNS, VISIT_DEFAULTS
 from cputime.planning.policy import (
     DEFAULT_OVERRESERVE_COST,
@@ -87,9 +87,9 @@ def walltime_levels(
     groups = model.calibration_group_of(features)
     costs = np.round(np.broadcast_to(np.asarray(kill_cost, dtype=float), (len(features),)), 2)
     levels = np.empty(len(features))
-    for group in np.unique(groups):
+    for group in distinct(groups):
         in_group = groups == group
-        for cost in np.unique(costs[in_group]):
+        for cost in distinct(costs[in_group]):
             rows = in_group & (costs == cost)
             levels[rows] = _policy_level(model, str(group), overreserve_cost, float(cost))
     return levels
@@ -200,9 +200,9 @@ def _predict_columns(
 
 def _slurm_signals(walltime: np.ndarray) -> np.ndarray:
     """``--signal`` of each job, made once per distinct walltime (whole minutes: few)."""
-    distinct, inverse = np.unique(walltime, return_inverse=True)
-    text = [f"B:USR1@{signal_lead_seconds(w)}" for w in distinct]
-    return np.array(text, dtype=object)[inverse.ravel()]
+    unique, inverse = distinct(walltime, return_inverse=True)
+    text = [f"B:USR1@{signal_lead_seconds(w)}" for w in unique]
+    return np.array(text, dtype=object)[inverse]
 
 
 @renamed_keywords(host_factor="host_slowdown")
