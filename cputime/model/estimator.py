@@ -535,6 +535,11 @@ class CPUTimeRegressor(RegressorMixin, BaseEstimator):
         X = self._check_predict_frame(X, "predict_median_and_upper")
         return self.predict_median_and_upper_columns(X, confidence_level)
 
+    def predict_log_median_columns(self, columns: Any) -> np.ndarray:
+        """Log of the median CPU time of named columns, without a DataFrame [ln s]
+        (the columns as for :meth:`predict_median_and_upper_columns`)."""
+        return self._predict_log(columns)
+
     def predict_median_and_upper_columns(
         self, columns: Any, confidence_level: float | np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

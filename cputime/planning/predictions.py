@@ -137,8 +137,10 @@ def _predict_columns(
     ``sky_seconds_p50``), one value per
     row of ``X``; see :func:`predict_jobs` for the parameters."""
 
-    def plan(rows: FeatureColumns, levels: np.ndarray):
-        predicted, by_type, every_segment = model.predict_with_source_types(rows, levels)
+    predict_at = model.source_type_predictor(X)  # what does not depend on the level, once
+
+    def plan(levels: np.ndarray, rows: np.ndarray | None = None):
+        predicted, by_type, every_segment = predict_at(levels, rows)
         plans = plan_walltime(
             by_type,
             every_segment,
@@ -152,10 +154,10 @@ def _predict_columns(
 
     if confidence_level is not None:
         levels = np.full(len(X), float(confidence_level))
-        predicted, plans = plan(X, levels)
+        predicted, plans = plan(levels)
     else:
         levels = walltime_levels(model, X, overreserve_cost=overreserve_cost)
-        predicted, plans = plan(X, levels)
+        predicted, plans = plan(levels)
         if (plans.segments > 1).any():
             # A checkpointed job's kill loses one segment, not the whole job: the heaviest
             # segment's share of the job is what a kill can cost, and a lower level pays off.
@@ -170,7 +172,7 @@ def _predict_columns(
             # Only the jobs whose level changed are planned again.
             changed = np.flatnonzero(again != levels)
             if changed.size:
-                replanned_columns, replanned = plan(X.take(changed), again[changed])
+                replanned_columns, replanned = plan(again[changed], changed)
                 for name, values in replanned_columns.items():
                     predicted[name] = np.array(predicted[name], copy=True)
                     predicted[name][changed] = values
