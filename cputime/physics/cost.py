@@ -283,12 +283,12 @@ class PhosimCostModel(RegressorMixin, BaseEstimator):
         columns = as_columns(features)
         parts, factor, bundles, straylight = self._parts_and_slots(columns)
         n = len(columns)
-        by_type = np.zeros((n, N_SOURCE_TYPES))
         slot_types = source_type_of_magnitude(_bright_star_mags(columns, 99.0))
-        rows = np.repeat(np.arange(n), N_BRIGHT_STAR_SLOTS)
-        np.add.at(
-            by_type, (rows, slot_types.ravel()), (factor[:, None] * (bundles + straylight)).ravel()
-        )
+        cells = (np.arange(n)[:, None] * N_SOURCE_TYPES + slot_types).ravel()
+        # Slots of one type add up, in slot order (as numpy.add.at would, for less CPU).
+        by_type = np.bincount(
+            cells, (factor[:, None] * (bundles + straylight)).ravel(), n * N_SOURCE_TYPES
+        ).reshape(n, N_SOURCE_TYPES)
         faint = parts["star"] + parts["galaxy"]
         photons = np.column_stack([columns.number(c, np.nan) for c in SOURCE_TYPE_PHOTON_COLUMNS])
         total = np.nansum(photons, axis=1)
