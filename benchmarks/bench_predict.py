@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline", default=DEFAULT_BASELINE, help="git revision to compare with, or 'none'"
     )
     parser.add_argument("--visits", type=int, default=10_000)
-    parser.add_argument("--calls", type=int, default=100, help="single-visit calls per repeat")
+    parser.add_argument("--calls", type=int, default=400, help="single-visit calls per repeat")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--measure-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

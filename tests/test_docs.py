@@ -188,6 +188,11 @@ QUOTED = [
      ["big_request.rows", "big_request.seconds", "single_visit_under_big_request.p50_ms",
       "single_visit_under_big_request.p99_ms", "single_visit_quiet.p50_ms",
       "single_visit_quiet.p99_ms", "p99_ratio_loaded_to_quiet"]),
+    ("service.md", r"one visit costs ([\d.]+) ms of CPU at the default level and ([\d.]+) ms "
+     r"with a 1 h queue limit .*?10,000 visits ([\d.]+) s", "predict.json",
+     ["after.one_visit.default_level.predict_visits.cpu_ms_median",
+      "after.one_visit.queue_1h.predict_visits.cpu_ms_median",
+      "after.table.default_level.predict_visits.cpu_s"]),
     ("service.md", r"throughput \| ([\d.]+) requests/s \| ([\d.]+) requests/s", "service.json",
      ["cputime.single_visit.requests_per_second", "mlflow.single_visit.requests_per_second"]),
     ("service.md", r"batch: latency \(median of 5\) \| ([\d.]+) s \| ([\d.]+) s", "service.json",

@@ -111,6 +111,12 @@ def test_predict_visits_gives_the_numbers_of_the_table_path(model, options):
         assert len(fast) == len(table) == len(visits) * len(sensors or [""])
         for row, (expected, got) in enumerate(zip(table.to_dict("records"), fast, strict=True)):
             assert not _same(expected, got), (row, _same(expected, got))
+    # One visit at a time takes the few-rows path (the trees as numpy arrays, cached levels):
+    # the same numbers as XGBoost on the whole table.
+    records = predict_jobs(model, visit_features(pd.DataFrame(visits)), **options)
+    for row, (visit, expected) in enumerate(zip(visits, records.to_dict("records"), strict=True)):
+        (got,) = predict_visits(model, [visit], **options)
+        assert not _same(expected, got), (row, _same(expected, got))
     segments = np.array([row["segments"] for row in fast])
     if "queue_max_seconds" in options:
         assert (segments > 1).any()

@@ -44,7 +44,7 @@ from cputime.model.extrapolation import (
     range_limits,
 )
 from cputime.physics.checkpoints import DARK_SKY_TYPES, MOON_TYPES
-from cputime.physics.columns import FeatureColumns, as_columns
+from cputime.physics.columns import FeatureColumns, as_columns, distinct
 from cputime.physics.cost import SOURCE_PARTS, PhosimCostModel, sum_parts
 from cputime.physics.features import FEATURE_COLUMNS
 from cputime.physics.photons import sky_photons_per_sensor
@@ -329,48 +329,96 @@ class CPUTimeModel(BaseEstimator):
     ) -> dict[str, np.ndarray]:
         """:meth:`predict_frame` on feature columns (:meth:`feature_columns`): the same names,
         each an array; what every prediction path computes."""
+        return self._prepared(X, source_types=False)(confidence_level)
+
+    def predict_with_source_types(
+        self, X: FeatureColumns, confidence_level: float | np.ndarray | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """:meth:`predict_columns` and :meth:`upper_seconds_by_source_type` of feature columns
+        together, the cost parts computed once: what a walltime plan needs [s]."""
+        return self.source_type_predictor(X)(confidence_level)
+
+    def source_type_predictor(self, X: FeatureColumns):
+        """:meth:`predict_with_source_types` of ``X`` as a function ``at(confidence_level,
+        rows=None)`` (the rows of ``X`` an index array selects, all by default) whose work that
+        does not depend on the level (cost parts, the sky correction's median, the range
+        check, the moon's share of the sky) is done once: a walltime policy that tries a second
+        level for some jobs pays only for the bound."""
+        return self._prepared(X, source_types=True)
+
+    def _prepared(self, X: FeatureColumns, *, source_types: bool):
         check_is_fitted(self, "sky_regressor_")
-        default = self.confidence_level if confidence_level is None else confidence_level
-        level = np.broadcast_to(np.asarray(default, dtype=float), (len(X),))
-        distinct = np.unique(level)
-        for value in distinct:
-            check_confidence_level(float(value))
-        parts = self.cost_model_.part_seconds(X)
         slowdown = self.runs_host_slowdown_
+        if source_types:
+            parts, by_type, unplaced = self.cost_model_.parts_and_source_types(X)
+            moon = _moon_share(X)
+        else:
+            parts = self.cost_model_.part_seconds(X)
         source = sum_parts(parts, _SOURCE_PARTS) / slowdown
-        sky = np.zeros(len(X))
-        sky_upper = np.zeros(len(X))
+        setup = parts["setup"] / slowdown
         sky_on = parts["sky"] > 0
-        if sky_on.size and sky_on.all():
-            sky, sky_upper = self.sky_regressor_.predict_median_and_upper_columns(X, level)
-        elif sky_on.any():
-            sky[sky_on], sky_upper[sky_on] = self.sky_regressor_.predict_median_and_upper_columns(
-                X.take(sky_on), level[sky_on]
-            )
+        every_on = bool(sky_on.all())
+        on_columns = X if every_on else X.take(sky_on)
+        regressor = self.sky_regressor_
+        log_median = regressor.predict_log_median_columns(on_columns) if sky_on.any() else None
+        on_index = np.cumsum(sky_on) - 1  # row of X -> row of on_columns
         dex = extrapolation_dex_columns(X, self.fitted_ranges_, self.cost_model_.measured_filters_)
-        offset = np.empty(len(X))
-        slope = np.empty(len(X))
-        for value in distinct:
-            rows = level == value
-            offset[rows], slope[rows] = self._source_bound(float(value))
         # Catalog content and the filter's photon cost are the cost model's; the sky photons
         # and exposure, what the sky correction learned from production jobs.
         source_dex = _largest(dex, SOURCE_DIMENSIONS)
         sky_dex = _largest(dex, SKY_DIMENSIONS)
-        source_ratio = np.exp(offset + slope * source_dex)
-        sky_ratio = np.divide(sky_upper, sky, out=np.ones(len(X)), where=sky > 0)
-        sky_ratio = sky_ratio * np.exp(slope * sky_dex)
-        return {
-            "source_seconds": source,
-            "sky_seconds": sky,
-            "cpu_seconds_p50": source + sky,
-            "cpu_seconds_upper": source * source_ratio + sky * sky_ratio,
-            "setup_seconds": parts["setup"] / slowdown,
-            "source_upper_ratio": source_ratio,
-            "sky_upper_ratio": sky_ratio,
-            "extrapolation_dex": _largest(dex, DIMENSIONS),
-            "extrapolation": describe_extrapolation(dex),
-        }
+        largest = _largest(dex, DIMENSIONS)
+        text = describe_extrapolation(dex)
+
+        def at(confidence_level=None, rows=None):
+            def pick(values):
+                return values if rows is None else values[rows]
+
+            n = len(X) if rows is None else len(rows)
+            default = self.confidence_level if confidence_level is None else confidence_level
+            level = np.broadcast_to(np.asarray(default, dtype=float), (n,))
+            levels = distinct(level)
+            for value in levels:
+                check_confidence_level(float(value))
+            sky = np.zeros(n)
+            sky_upper = np.zeros(n)
+            on = pick(sky_on)
+            if rows is None and every_on and n:
+                sky, sky_upper = _median_and_upper(
+                    log_median, regressor.upper_log_offsets(on_columns, level)
+                )
+            elif on.any():
+                index = pick(on_index)[on]
+                sky[on], sky_upper[on] = _median_and_upper(
+                    log_median[index],
+                    regressor.upper_log_offsets(on_columns.take(index), level[on]),
+                )
+            offset = np.empty(n)
+            slope = np.empty(n)
+            for value in levels:
+                chosen = level == value
+                offset[chosen], slope[chosen] = self._source_bound(float(value))
+            source_ratio = np.exp(offset + slope * pick(source_dex))
+            sky_ratio = np.divide(sky_upper, sky, out=np.ones(n), where=sky > 0)
+            sky_ratio = sky_ratio * np.exp(slope * pick(sky_dex))
+            mine = pick(source)
+            predicted = {
+                "source_seconds": mine,
+                "sky_seconds": sky,
+                "cpu_seconds_p50": mine + sky,
+                "cpu_seconds_upper": mine * source_ratio + sky * sky_ratio,
+                "setup_seconds": pick(setup),
+                "source_upper_ratio": source_ratio,
+                "sky_upper_ratio": sky_ratio,
+                "extrapolation_dex": pick(largest),
+                "extrapolation": pick(text),
+            }
+            if not source_types:
+                return predicted
+            split = self._upper_by_source_type(predicted, pick(by_type), pick(unplaced), pick(moon))
+            return predicted, *split
+
+        return at
 
     def _source_bound(self, confidence_level: float) -> tuple[float, float]:
         """:meth:`source_log_offset` and :meth:`extrapolation_log_slope` at a level, each
@@ -419,20 +467,22 @@ class CPUTimeModel(BaseEstimator):
             magnitude bins the features do not give.
         """
         X = self.feature_columns(X)
+        by_type, unplaced = self.cost_model_.source_type_seconds(X)
+        return self._upper_by_source_type(predicted, by_type, unplaced, _moon_share(X))
+
+    def _upper_by_source_type(
+        self,
+        predicted: pd.DataFrame | dict[str, np.ndarray],
+        by_type: np.ndarray,
+        unplaced: np.ndarray,
+        moon: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`upper_seconds_by_source_type` from the cost model's split of the jobs and the
+        moon's share of their sky."""
         slowdown = self.runs_host_slowdown_
         source_ratio = np.asarray(predicted["source_upper_ratio"])
-        by_type, unplaced = self.cost_model_.source_type_seconds(X)
         by_type = by_type * (source_ratio / slowdown)[:, None]
         sky = np.asarray(predicted["sky_seconds"]) * np.asarray(predicted["sky_upper_ratio"])
-        moon = moon_sky_fraction(
-            np.clip(X.number("filter", 2.0).astype(int), 0, 5),
-            X["altitude"],
-            X["moonalt"],
-            X["moonphase"],
-            X["dist2moon"],
-            X["sunalt"],
-            X["airmass"],
-        )
         by_type[:, DARK_SKY_TYPES] += (sky * (1.0 - moon) / len(DARK_SKY_TYPES))[:, None]
         by_type[:, MOON_TYPES] += (sky * moon / len(MOON_TYPES))[:, None]
         every = (np.asarray(predicted["setup_seconds"]) + unplaced / slowdown) * source_ratio
@@ -488,6 +538,25 @@ class CPUTimeModel(BaseEstimator):
     def reference_sensor(self) -> str:
         """The sensor the production data were measured on."""
         return "R22_S11"
+
+
+def _moon_share(X: FeatureColumns) -> np.ndarray:
+    """Moonlight's share of each job's sky [unitless] (:func:`moon_sky_fraction`)."""
+    return moon_sky_fraction(
+        np.clip(X.number("filter", 2.0).astype(int), 0, 5),
+        X["altitude"],
+        X["moonalt"],
+        X["moonphase"],
+        X["dist2moon"],
+        X["sunalt"],
+        X["airmass"],
+    )
+
+
+def _median_and_upper(log_median: np.ndarray, offsets: np.ndarray):
+    """Median and upper bound from the log median and the bound's log offset [s]."""
+    with np.errstate(over="ignore"):
+        return np.exp(log_median), np.exp(log_median + offsets)
 
 
 def _largest(dex: dict[str, np.ndarray], names) -> np.ndarray:

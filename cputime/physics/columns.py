@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
-__all__ = ["FeatureColumns", "as_columns"]
+__all__ = ["FeatureColumns", "as_columns", "distinct"]
 
 
 class FeatureColumns:
@@ -80,6 +80,23 @@ class FeatureColumns:
         arrays = {name: values[rows] for name, values in self._arrays.items()}
         n = int(np.count_nonzero(rows)) if np.asarray(rows).dtype == bool else len(rows)
         return FeatureColumns(arrays, n)
+
+
+def distinct(values: np.ndarray, return_inverse: bool = False):
+    """``numpy.unique(values, return_inverse=...)``, without its sort when every value is the
+    same (one request's rows mostly share a level, a group, a walltime: the sort and its
+    set-up are most of the CPU of a small request).
+
+    The inverse is flat, one index per element of ``values``.
+    """
+    values = np.asarray(values).ravel()
+    if values.size and (values == values[0]).all():
+        one = values[:1]
+        return (one, np.zeros(values.size, dtype=np.intp)) if return_inverse else one
+    if not return_inverse:
+        return np.unique(values)
+    unique, inverse = np.unique(values, return_inverse=True)
+    return unique, inverse.ravel()
 
 
 def as_columns(X: pd.DataFrame | FeatureColumns) -> FeatureColumns:

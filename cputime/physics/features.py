@@ -134,8 +134,8 @@ def _conditions(
     else:  # an absent (or zero) snap count is one snap
         given = values["nsnap"]
         nsnap = np.where(np.isnan(given) | (given == 0), 1, given).astype(np.int64)
-    # The commands may change either.
-    _check_visits({"vistime": vistime, "nsnap": nsnap.astype(float)}, where)
+    if "vistime" in cmd or "nsnap" in cmd:  # the values themselves were checked above
+        _check_visits({"vistime": vistime, "nsnap": nsnap.astype(float)}, where)
     altitude, airmass = values["altitude"], values["airmass"]
     airmass = np.where(np.isnan(airmass), airmass_ks91(altitude), airmass)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -24,6 +24,7 @@ from cputime.deprecation import renamed_keywords
 from cputime.durations import format_slurm_time
 from cputime.model.conformal import kaplan_meier_cdf
 from cputime.physics.checkpoints import MAX_CHECKPOINTTOTAL, every_split_seconds, segment_seconds
+from cputime.physics.columns import distinct
 
 __all__ = [
     "DEFAULT_PARALLEL_FRACTION",
@@ -252,8 +253,8 @@ def format_slurm_times(seconds: np.ndarray) -> np.ndarray:
 
     Walltimes are whole minutes, so a table holds few distinct ones: each is formatted once.
     """
-    distinct, inverse = np.unique(np.asarray(seconds, dtype=float), return_inverse=True)
-    return np.array([format_slurm_time(w) for w in distinct], dtype=object)[inverse.ravel()]
+    unique, inverse = distinct(np.asarray(seconds, dtype=float), return_inverse=True)
+    return np.array([format_slurm_time(w) for w in unique], dtype=object)[inverse]
 
 
 @renamed_keywords(host_factor="host_slowdown")

@@ -20,7 +20,7 @@ from cputime.inputs.commands import PhosimCommands
 from cputime.model.composite import CPUTimeModel
 from cputime.model.conformal import min_calibration_size
 from cputime.physics.checkpoints import SOURCE_TYPE_PHOTON_COLUMNS
-from cputime.physics.columns import FeatureColumns
+from cputime.physics.columns import FeatureColumns, distinct
 from cputime.physics.features import CATALOG_COLUMNS, CONDITION_COLUMNS, VISIT_DEFAULTS
 from cputime.planning.policy import (
     DEFAULT_OVERRESERVE_COST,
@@ -87,9 +87,9 @@ def walltime_levels(
     groups = model.calibration_group_of(features)
     costs = np.round(np.broadcast_to(np.asarray(kill_cost, dtype=float), (len(features),)), 2)
     levels = np.empty(len(features))
-    for group in np.unique(groups):
+    for group in distinct(groups):
         in_group = groups == group
-        for cost in np.unique(costs[in_group]):
+        for cost in distinct(costs[in_group]):
             rows = in_group & (costs == cost)
             levels[rows] = _policy_level(model, str(group), overreserve_cost, float(cost))
     return levels
@@ -137,9 +137,10 @@ def _predict_columns(
     ``sky_seconds_p50``), one value per
     row of ``X``; see :func:`predict_jobs` for the parameters."""
 
-    def plan(rows: FeatureColumns, levels: np.ndarray):
-        predicted = model.predict_columns(rows, levels)
-        by_type, every_segment = model.upper_seconds_by_source_type(rows, predicted)
+    predict_at = model.source_type_predictor(X)  # what does not depend on the level, once
+
+    def plan(levels: np.ndarray, rows: np.ndarray | None = None):
+        predicted, by_type, every_segment = predict_at(levels, rows)
         plans = plan_walltime(
             by_type,
             every_segment,
@@ -153,10 +154,10 @@ def _predict_columns(
 
     if confidence_level is not None:
         levels = np.full(len(X), float(confidence_level))
-        predicted, plans = plan(X, levels)
+        predicted, plans = plan(levels)
     else:
         levels = walltime_levels(model, X, overreserve_cost=overreserve_cost)
-        predicted, plans = plan(X, levels)
+        predicted, plans = plan(levels)
         if (plans.segments > 1).any():
             # A checkpointed job's kill loses one segment, not the whole job: the heaviest
             # segment's share of the job is what a kill can cost, and a lower level pays off.
@@ -171,7 +172,7 @@ def _predict_columns(
             # Only the jobs whose level changed are planned again.
             changed = np.flatnonzero(again != levels)
             if changed.size:
-                replanned_columns, replanned = plan(X.take(changed), again[changed])
+                replanned_columns, replanned = plan(again[changed], changed)
                 for name, values in replanned_columns.items():
                     predicted[name] = np.array(predicted[name], copy=True)
                     predicted[name][changed] = values
@@ -201,9 +202,9 @@ def _predict_columns(
 
 def _slurm_signals(walltime: np.ndarray) -> np.ndarray:
     """``--signal`` of each job, made once per distinct walltime (whole minutes: few)."""
-    distinct, inverse = np.unique(walltime, return_inverse=True)
-    text = [f"B:USR1@{signal_lead_seconds(w)}" for w in distinct]
-    return np.array(text, dtype=object)[inverse.ravel()]
+    unique, inverse = distinct(walltime, return_inverse=True)
+    text = [f"B:USR1@{signal_lead_seconds(w)}" for w in unique]
+    return np.array(text, dtype=object)[inverse]
 
 
 @renamed_keywords(host_factor="host_slowdown")
