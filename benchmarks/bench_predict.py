@@ -42,8 +42,9 @@ HEADER_KEYS = [
     "obshistid", "filter", "vistime", "nsnap", "airmass", "altitude", "moonalt", "moonphase",
     "dist2moon", "sunalt", "seeing",
 ]  # fmt: skip
-#: The commit before the array core (issue 13): ``predict_jobs`` through one-row frames.
-DEFAULT_BASELINE = "98fdde3"
+#: The last commit before the one-visit fast path (trees as arrays, cost parts once); earlier
+#: commits predate the stage layout and the host_slowdown keyword this script calls.
+DEFAULT_BASELINE = "5442097"
 POLICIES = {
     "default_level": {},
     "fixed_level_0.95": {"confidence_level": 0.95},
