@@ -7,8 +7,8 @@ model is loaded (``mlflow.pyfunc.load_model("models:/NAME@champion")``, ``mlflow
 nothing is pickled. The package never imports this file: it calls ``set_model`` when run.
 
 Input: a DataFrame of planned visits (header keywords, as for ``cputime predict visits.csv``) or
-of features (the output of ``cputime features``). Parameters: ``confidence`` (0: the model's),
-``host_factor``, ``threads``, ``queue_max_seconds`` (0: no queue limit). Output: the rows of
+of features (the output of ``cputime features``). Parameters: ``confidence_level`` (0: the model's),
+``host_slowdown``, ``threads``, ``queue_max_seconds`` (0: no queue limit). Output: the rows of
 :func:`cputime.planning.predictions.predict_jobs`.
 """
 

@@ -239,7 +239,7 @@ def predict_jobs(
         to a kill [unitless].
     host_slowdown : float
         CPU seconds on the host that runs the job per reference-host CPU second [unitless]
-        (2.0: the host is twice as slow; recorded in the ``host_factor`` column).
+        (2.0: the host is twice as slow; recorded in the ``host_slowdown`` column).
     threads : int
         PhoSim threads.
     queue_max_seconds : float, optional
@@ -258,7 +258,7 @@ def predict_jobs(
         [s]; ``walltime_seconds`` and ``slurm_time`` are the longest segment's,
         ``segment_slurm_times`` each segment's, ``;``-separated; ``plan_note`` says what would
         fit a job that no split fits; ``extrapolation`` names the drivers beyond the fitted
-        range, by how much; ``confidence`` is the level used) followed by the source and sky
+        range, by how much; ``confidence_level`` is the level used) followed by the source and sky
         terms and the features used.
     """
     if features.empty:
