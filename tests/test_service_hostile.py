@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import shutil
 import signal
@@ -22,10 +23,51 @@ from upload_synth import big_catalog_gzip
 GIB = 1 << 30
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and the ids of its descendants alive now."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += (task / "children").read_text().split()
+    return [pid] + [p for child in children for p in process_tree(int(child))]
+
+
 def peak_rss(proc) -> int:
-    """Peak resident memory of a process so far [bytes] (VmHWM)."""
-    status = Path(f"/proc/{proc.pid}/status").read_text()
-    return int(status.split("VmHWM:")[1].split()[0]) * 1024
+    """Peak resident memory of a process and its children so far [bytes]: the sum of their
+    VmHWM, an upper bound of their peak together."""
+    total = 0
+    for pid in process_tree(proc.pid):
+        status = Path(f"/proc/{pid}/status").read_text()
+        total += int(status.split("VmHWM:")[1].split()[0]) * 1024
+    return total
+
+
+def bulk_lane_pid(proc, limit: float = 30.0) -> int:
+    """The server's bulk-lane child, once started [process id] (not multiprocessing's resource
+    tracker, which starts with it)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        for pid in process_tree(proc.pid)[1:]:
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        time.sleep(0.05)
+    raise AssertionError("no bulk lane process started")
+
+
+def gone(pids: list[int], limit: float) -> bool:
+    """Whether the processes ``pids`` all end (or become zombies) within ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if all(_ended(pid) for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _ended(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def cpu_seconds(proc) -> float:
@@ -351,17 +393,28 @@ def test_champion_that_cannot_predict_is_not_served_nor_fetched_again(tmp_path):
     assert log.count("refused") == 1, log  # the failed version was not fetched again
 
 
-def test_sigterm_while_working_exits_promptly():
-    srv = Server(env={"CPUTIME_REQUEST_SECONDS": "60"})
-    visits = [{**VISITS[0], "obshistid": k} for k in range(260)]
+def _busy_server(**env) -> tuple[Server, threading.Thread, list]:
+    """A server predicting a 378,000-row request (over 10 s of work) in its bulk lane."""
+    srv = Server(env={"CPUTIME_REQUEST_SECONDS": "60", "CPUTIME_MAX_ROWS": "400000", **env})
+    visits = [{**VISITS[0], "obshistid": k} for k in range(2000)]
+    outcome = []
 
     def big():
-        with pytest.raises(httpx.HTTPError):
-            httpx.post(srv.url + "/v1/predict", json={"visits": visits, "sensors": ["all"]},
-                       timeout=30).raise_for_status()
+        try:
+            outcome.append(httpx.post(srv.url + "/v1/predict", timeout=60,
+                                      json={"visits": visits, "sensors": ["all"]}).status_code)
+        except httpx.HTTPError as err:
+            outcome.append(err)
 
     thread = threading.Thread(target=big)
     thread.start()
+    return srv, thread, outcome
+
+
+def test_sigterm_while_working_exits_promptly_and_leaves_no_process():
+    srv, thread, outcome = _busy_server()
+    bulk_lane_pid(srv.proc)
+    children = process_tree(srv.proc.pid)[1:]
     time.sleep(1.0)
     start = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
@@ -373,3 +426,48 @@ def test_sigterm_while_working_exits_promptly():
             srv.proc.wait()
     thread.join()
     assert time.monotonic() - start < 15
+    assert outcome == [503]  # stopped after the 5 s of grace
+    assert "Exception in ASGI application" not in srv.proc.stderr.read()
+    assert gone(children, 1.0)
+
+
+def test_killed_server_leaves_no_process():
+    srv, thread, _ = _busy_server()
+    bulk_lane_pid(srv.proc)
+    children = process_tree(srv.proc.pid)[1:]
+    time.sleep(1.0)  # the child is predicting
+    srv.proc.kill()
+    srv.proc.wait()
+    thread.join()
+    assert gone(children, 5.0)  # the child sees its parent gone within a second
+
+
+def test_bulk_lane_in_the_server_thread_gives_the_same_rows(server):
+    visits = [{**VISITS[k % len(VISITS)], "obshistid": k} for k in range(70)]
+    body = {"visits": visits, "sensors": ["R22_S11", "R01_S00"]}
+    in_process = httpx.post(server.url + "/v1/predict", json=body, timeout=60)
+    srv = Server("--no-bulk-process")
+    try:
+        in_thread = httpx.post(srv.url + "/v1/predict", json=body, timeout=60)
+        assert process_tree(srv.proc.pid) == [srv.proc.pid]
+    finally:
+        srv.stop()
+    assert in_process.status_code == in_thread.status_code == 200
+    assert in_process.json() == in_thread.json()
+
+
+def test_bulk_lane_process_killed_fails_its_request_then_restarts():
+    srv, thread, outcome = _busy_server()
+    try:
+        worker = bulk_lane_pid(srv.proc)
+        time.sleep(1.0)
+        os.kill(worker, signal.SIGKILL)  # as the kernel's OOM killer would
+        thread.join()
+        assert outcome == [500]
+        again = httpx.post(srv.url + "/v1/predict", timeout=60,
+                           json={"visits": VISITS * 30, "sensors": ["R22_S11", "R01_S00"]})
+        assert again.status_code == 200
+        assert bulk_lane_pid(srv.proc) != worker
+    finally:
+        log = srv.stop()
+    assert "bulk lane's process ended" in log

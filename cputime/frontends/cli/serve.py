@@ -39,6 +39,13 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--workers", type=COUNT, default=1, help="server processes")
     parser.add_argument(
+        "--bulk-process",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="predict requests of over 64 rows in a child process of each server process, so "
+        "that they do not slow single visits down (default: on, or CPUTIME_BULK_PROCESS)",
+    )
+    parser.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -57,6 +64,8 @@ def run(args) -> int:
         max_body_bytes=args.max_body_bytes,
         poll_seconds=args.poll_seconds,
     )
+    if args.bulk_process is not None:
+        settings = dataclasses.replace(settings, bulk_process=args.bulk_process)
     # Load the model once here, so that a wrong --model is one line and exit 2 before the server
     # starts, rather than a traceback from every worker.
     resolve_model(settings.model, tracking_uri=settings.tracking_uri)

@@ -25,7 +25,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from cputime.errors import InputError
-from cputime.frontends.service.batcher import VisitJob, lane_of, lanes
+from cputime.frontends.service.batcher import VisitJob, lane_of, lanes, predict_json
+from cputime.frontends.service.bulkworker import BulkWorker
 from cputime.frontends.service.errors import (
     UPLOAD,
     ClientGone,
@@ -80,7 +81,8 @@ async def lifespan(app: FastAPI):
         app.state.served = await asyncio.to_thread(load_served, settings)
     app.state.catalog_slots = asyncio.Semaphore(CATALOG_SLOTS)
     logger.info("serving %s version %s", app.state.served.loaded.name, app.state.served.version)
-    app.state.lanes = lanes()
+    bulk_worker = BulkWorker(predict_json) if settings.bulk_process else None
+    app.state.lanes = lanes(bulk_worker)
     tasks = [asyncio.create_task(lane.run()) for lane in app.state.lanes.values()]
     app.state.lane_tasks = list(tasks)
     if follows_alias(settings):
@@ -92,6 +94,8 @@ async def lifespan(app: FastAPI):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if bulk_worker is not None:
+            await asyncio.to_thread(bulk_worker.close)
 
 
 # ------------------------------------------------------------------------------------ routes

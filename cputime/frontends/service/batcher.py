@@ -6,10 +6,12 @@ per row, so while one batch is computed the requests that arrive queue up and go
 the next: no waiting window when idle, batches as large as the load under load. Rows do not
 depend on each other, so each request gets exactly the rows it would get alone.
 
-Two lanes, each its own loop and thread (:func:`lanes`): small requests (a few rows, a walltime
-asked at each submission) never queue behind the slice of a big one; big requests share their
-lane in slices of :data:`BULK_SLICE_ROWS` rows, taken in turn, so that a big request delays
-another by one slice, not by all of it.
+Two lanes, each its own loop (:func:`lanes`): small requests (a few rows, a walltime asked at
+each submission) never queue behind the slice of a big one; big requests share their lane in
+slices of :data:`BULK_SLICE_ROWS` rows, taken in turn, so that a big request delays another by
+one slice, not by all of it. The small lane predicts in a thread of the server; the bulk lane in
+its own process (:mod:`.bulkworker`) where one is given, so that its slices do not hold the
+server's GIL.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from fastapi.concurrency import run_in_threadpool
 
 from cputime.errors import InputError
+from cputime.frontends.service.bulkworker import BulkWorker
 from cputime.frontends.service.errors import field_path
 from cputime.frontends.service.model import ServedModel
 from cputime.frontends.service.schemas import PlanOptions
@@ -85,9 +88,11 @@ class Batcher:
     first, at most ``batch_rows`` in all.
     """
 
-    def __init__(self, slice_rows: int, batch_rows: int = BATCH_ROWS):
+    def __init__(self, slice_rows: int, batch_rows: int = BATCH_ROWS,
+                 worker: BulkWorker | None = None):
         self.slice_rows = slice_rows
         self.batch_rows = batch_rows
+        self.worker = worker
         self.queue: asyncio.Queue[VisitJob] = asyncio.Queue()
 
     async def submit(self, job: VisitJob) -> list[str]:
@@ -127,7 +132,7 @@ class Batcher:
 
     async def _run_group(self, group: list) -> None:
         try:
-            parts = await run_in_threadpool(predict_pieces, group)
+            parts = await run_in_threadpool(predict_pieces, group, self.worker)
         except InputError as err:
             if len(group) == 1:
                 job, start, _ = group[0]
@@ -146,9 +151,10 @@ class Batcher:
                 job.parts.append(rows)
 
 
-def lanes() -> dict[str, Batcher]:
-    """The small and the bulk lane."""
-    return {"small": Batcher(slice_rows=SMALL_ROWS), "bulk": Batcher(slice_rows=BULK_SLICE_ROWS)}
+def lanes(bulk_worker: BulkWorker | None = None) -> dict[str, Batcher]:
+    """The small and the bulk lane (predicting in ``bulk_worker`` if given)."""
+    return {"small": Batcher(slice_rows=SMALL_ROWS),
+            "bulk": Batcher(slice_rows=BULK_SLICE_ROWS, worker=bulk_worker)}
 
 
 def lane_of(job: VisitJob) -> str:
@@ -164,33 +170,34 @@ def _settle(future: asyncio.Future, *, result=None, error: Exception | None = No
         future.set_result(result)
 
 
-def predict_pieces(group: list) -> list[str]:
+def predict_pieces(group: list, worker: BulkWorker | None = None) -> list[str]:
     """The rows (JSON) of each (job, start, visits) piece of a group sharing model, sensors and
-    options.
+    options, predicted by :func:`predict_json` here or in ``worker``."""
+    first = group[0][0]
+    sizes = [len(piece) * max(1, len(first.sensors)) for _, _, piece in group]
+    args = ([visit for _, _, piece in group for visit in piece], list(first.sensors) or None,
+            first.options.model_dump(), first.served.version, sizes)
+    if worker is None:
+        return predict_json(first.served.loaded.model, *args)
+    return worker.call(first.served.loaded.model, *args)
+
+
+def predict_json(model, visits: list[dict], sensors: list[str] | None, options: dict,
+                 version: str, sizes: list[int]) -> list[str]:
+    """The rows of ``visits`` x ``sensors`` as JSON arrays of ``sizes`` rows each.
 
     Through :func:`cputime.planning.predictions.predict_visits`, the path that builds no pandas
     object (the same numbers as the table path), serialised as ``cputime predict --format json``
-    writes them (pandas' JSON records, ``filter`` as its letter).
+    writes them (pandas' JSON records, ``filter`` as its letter). ``options`` are
+    :class:`PlanOptions` fields.
     """
     from pandas.io.json import ujson_dumps
 
     from cputime.inputs.opsim import FILTER_LETTERS
     from cputime.planning.predictions import predict_visits
 
-    first = group[0][0]
-    options = first.options
-    rows = predict_visits(
-        first.served.loaded.model,
-        [visit for _, _, piece in group for visit in piece],
-        list(first.sensors) or None,
-        confidence_level=options.confidence_level,
-        host_slowdown=options.host_slowdown,
-        threads=options.threads,
-        queue_max_seconds=options.queue_max_seconds,
-        model_version=first.served.version,
-    )
+    rows = predict_visits(model, visits, sensors, model_version=version, **options)
     for row in rows:
         row["filter"] = FILTER_LETTERS[int(row["filter"])]
-    sizes = (len(piece) * max(1, len(first.sensors)) for _, _, piece in group)
     bounds = itertools.accumulate(sizes, initial=0)
     return [ujson_dumps(rows[a:b], double_precision=10) for a, b in itertools.pairwise(bounds)]

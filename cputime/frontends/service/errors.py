@@ -41,6 +41,14 @@ class ClientGone(Exception):
     """The client disconnected; nobody reads the answer."""
 
 
+def shutting_down() -> JSONResponse:
+    """503 for a request the server stopped before answering it (SIGTERM, then uvicorn's grace
+    period over): the client may send it again, to this server once back or another."""
+    return JSONResponse({"detail": "server: shutting down before this request was done; "
+                                   "send it again"},
+                        status_code=503, headers={"Retry-After": "5"})
+
+
 def one_line(err: BaseException) -> str:
     """``Type: first line of the message``, at most 500 characters (for logs and health)."""
     text = str(err).strip().splitlines()

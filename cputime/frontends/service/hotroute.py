@@ -14,7 +14,7 @@ import asyncio
 
 from starlette.requests import Request
 
-from cputime.frontends.service.errors import BodyTooLarge, ClientGone
+from cputime.frontends.service.errors import BodyTooLarge, ClientGone, shutting_down
 from cputime.frontends.service.timeouts import stalled_body_response
 
 __all__ = ["HotRoute", "read_body"]
@@ -70,8 +70,10 @@ class HotRoute:
         self.settings = settings
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if scope["path"] != PATH or scope["method"] != "POST":
+            return await _answered_when_stopped(self.app, scope, receive, send)
         app = self.fastapi_app
         settings = self.settings
         request = Request(scope, receive)
@@ -81,9 +83,33 @@ class HotRoute:
             response = await self.answer(request, body, app.state.served, settings)
         except BodyStalled:
             response = stalled_body_response(settings.client_seconds)
+        except asyncio.CancelledError:  # see _answered_when_stopped
+            response = shutting_down()
         except Exception as err:  # answered as FastAPI's stack answers it
             response = await _handler_of(app, err)(request, err)
         await response(scope, receive, send)
+
+
+async def _answered_when_stopped(app, scope, receive, send) -> None:
+    """``app``, answering 503 (:func:`.errors.shutting_down`) rather than uvicorn's plain-text
+    500 when the server stops it before it has started its answer.
+
+    Uvicorn cancels a request only when it stops and its grace period is over, so a cancelled
+    request is answered and not cancelled further.
+    """
+    started = False
+
+    async def watched(message):
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, receive, watched)
+    except asyncio.CancelledError:
+        if started:
+            raise
+        await shutting_down()(scope, receive, send)
 
 
 def _handler_of(app, err: Exception):

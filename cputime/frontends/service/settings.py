@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from cputime.errors import InputError
+
 __all__ = ["ServiceSettings", "get_settings"]
 
 MB = 1024 * 1024
@@ -40,6 +42,9 @@ class ServiceSettings:
         the connection is closed (headers) or answered 408 (body) after it.
     poll_seconds : float
         How often a registry alias is re-resolved [s]; 0 disables polling.
+    bulk_process : bool
+        Predict big requests (over 64 rows) in a child process of the server, so that they do
+        not slow single visits down (see :mod:`.bulkworker`); False predicts them in a thread.
     """
 
     model: str | None = None
@@ -51,6 +56,7 @@ class ServiceSettings:
     request_seconds: float = 120.0
     client_seconds: float = 20.0
     poll_seconds: float = 30.0
+    bulk_process: bool = True
 
     #: Environment variables read by :meth:`from_env` (``uvicorn --factory`` and ``cputime
     #: serve`` read them for what their options do not set).
@@ -64,6 +70,7 @@ class ServiceSettings:
         "request_seconds": "CPUTIME_REQUEST_SECONDS",
         "client_seconds": "CPUTIME_CLIENT_SECONDS",
         "poll_seconds": "CPUTIME_POLL_SECONDS",
+        "bulk_process": "CPUTIME_BULK_PROCESS",
     }
 
     @classmethod
@@ -74,8 +81,23 @@ class ServiceSettings:
         for name, variable in cls.ENV.items():
             if environ.get(variable):
                 kind = type(getattr(cls, name)) if getattr(cls, name) is not None else str
-                values[name] = kind(environ[variable])
+                values[name] = _value(kind, variable, environ[variable])
         return cls(**values)
+
+
+_FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def _value(kind: type, variable: str, text: str):
+    """The value of environment variable ``variable`` as a ``kind``."""
+    if kind is bool:
+        if text.strip().lower() not in _FLAGS:
+            raise InputError(f"{variable}: {text!r} is not one of {', '.join(_FLAGS)}")
+        return _FLAGS[text.strip().lower()]
+    try:
+        return kind(text)
+    except ValueError:
+        raise InputError(f"{variable}: {text!r} is not a {kind.__name__}") from None
 
 
 @lru_cache
