@@ -412,6 +412,15 @@ def test_max_included_bytes_caps_the_includeobj_text(command, tmp_path, capsys):
             f"{size - 1} bytes") in err
 
 
+def test_max_included_bytes_help_says_the_readers_default(capsys):
+    from cputime.inputs.catalog import MAX_INCLUDED_BYTES
+
+    with pytest.raises(SystemExit):
+        main(["features", "--help"])
+    assert "(default: 16 GiB" in " ".join(capsys.readouterr().out.split())
+    assert MAX_INCLUDED_BYTES == 16 << 30
+
+
 def test_where_on_a_catalog_is_refused(capsys):
     status, _, err = run("predict", RUN_CATALOG, "--where", "night < 3", capsys=capsys)
     assert status == ExitStatus.BAD_INPUT and "--where: selects visits of tables" in err

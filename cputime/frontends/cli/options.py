@@ -236,7 +236,8 @@ def max_included_bytes_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-included-bytes",
         type=BYTES,
-        default=None,
+        # Unset unless typed: the default is the reader's, which --help must not import.
+        default=argparse.SUPPRESS,
         metavar="BYTES",
         help="most decompressed text of one catalog's includeobj files in all, a file included "
         "twice counting twice [bytes] (default: 16 GiB, the reader's MAX_INCLUDED_BYTES)",
@@ -247,8 +248,7 @@ def max_included_bytes(args: argparse.Namespace) -> int:
     """``--max-included-bytes``, or the reader's own cap [bytes]."""
     from cputime.inputs.catalog import MAX_INCLUDED_BYTES
 
-    given = args.max_included_bytes
-    return MAX_INCLUDED_BYTES if given is None else given
+    return getattr(args, "max_included_bytes", MAX_INCLUDED_BYTES)
 
 
 def runs_option(parser: argparse.ArgumentParser) -> None:
