@@ -372,6 +372,10 @@ def test_the_public_api_resolves_on_first_use():
         (["retrain", "--name", "x", "--holdout", "1.2"], "--holdout"),
         (["monitor", "--min-coverage", "0"], "--min-coverage"),
         (["predict", RUN_CATALOG, "--format", "xml"], "--format"),
+        (["features", RUN_CATALOG, "--max-included-bytes", "1GB"], "--max-included-bytes"),
+        (["plan", RUN_CATALOG, "--max-included-bytes", "-1"], "--max-included-bytes"),
+        (["ingest", RUN_CATALOG, "--format", "csv", "--max-included-bytes", "1e9"],
+         "--max-included-bytes"),
     ],
 )
 def test_bad_option_values_are_one_line_naming_the_option(argv, option, capsys):
@@ -380,6 +384,41 @@ def test_bad_option_values_are_one_line_naming_the_option(argv, option, capsys):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert f"argument {option}:" in err, err
     assert out == ""
+
+
+def included_catalog(folder: Path) -> tuple[Path, int]:
+    """RUN_CATALOG with its objects moved to an ``includeobj`` file; the path and that file's
+    size [bytes]."""
+    lines = RUN_CATALOG.read_text().splitlines(keepends=True)
+    objects = "".join(line for line in lines if line.startswith("object"))
+    (folder / "objects.txt").write_text(objects)
+    top = folder / "top.txt"
+    top.write_text("".join(line for line in lines if not line.startswith("object"))
+                   + "includeobj objects.txt\n")
+    return top, len(objects.encode())
+
+
+@pytest.mark.parametrize("command", ["features", "predict", "slurm", "plan"])
+def test_max_included_bytes_caps_the_includeobj_text(command, tmp_path, capsys):
+    top, size = included_catalog(tmp_path)
+    argv = [command, top, "--sensors", "R22_S11", "--jobs", "2"]
+    argv += ["-o", tmp_path / "plan"] if command == "plan" else []
+    status, _, err = run(*argv, "--max-included-bytes", size, capsys=capsys)
+    assert status == ExitStatus.OK, err
+    status, out, err = run(*argv, "--max-included-bytes", size - 1, capsys=capsys)
+    assert status == ExitStatus.BAD_INPUT, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert (f"top.txt:20: includeobj 'objects.txt' takes the included object files over "
+            f"{size - 1} bytes") in err
+
+
+def test_max_included_bytes_help_says_the_readers_default(capsys):
+    from cputime.inputs.catalog import MAX_INCLUDED_BYTES
+
+    with pytest.raises(SystemExit):
+        main(["features", "--help"])
+    assert "(default: 16 GiB" in " ".join(capsys.readouterr().out.split())
+    assert MAX_INCLUDED_BYTES == 16 << 30
 
 
 def test_where_on_a_catalog_is_refused(capsys):

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
+from sklearn.exceptions import NotFittedError
 
 from cputime.physics.cost import DEFAULT_PARAMETERS, NEUTRAL_PARAMETERS, PhosimCostModel
 from cputime.physics.photons import source_photons
@@ -24,7 +25,7 @@ def _features(**columns) -> pd.DataFrame:
 
 
 def test_parts_are_named_and_add_up():
-    model = PhosimCostModel()
+    model = PhosimCostModel.from_parameters()
     parts = model.predict_parts(_features())
     assert list(parts.columns) == [
         "setup",
@@ -40,7 +41,7 @@ def test_parts_are_named_and_add_up():
 
 
 def test_bright_star_cost_rises_with_brightness_but_less_than_photons():
-    model = PhosimCostModel()
+    model = PhosimCostModel.from_parameters()
     mags = np.arange(6.0, 16.5, 0.5)
     cost = model.bright_star_bundle_seconds(source_photons(mags, 15.0))
     assert np.all(np.diff(cost) < 0)  # fainter (larger mag) costs less
@@ -49,14 +50,14 @@ def test_bright_star_cost_rises_with_brightness_but_less_than_photons():
 
 
 def test_filter_factor_is_one_in_r_and_interpolated_between_measured_filters():
-    model = PhosimCostModel()
+    model = PhosimCostModel.from_parameters()
     factors = model.filter_factor(np.arange(6))
     assert factors[2] == 1.0
     assert factors[0] < factors[1] < factors[2] < factors[3] < factors[4] < factors[5]
 
 
 def test_sky_part_only_when_the_sky_is_on():
-    model = PhosimCostModel()
+    model = PhosimCostModel.from_parameters()
     off = model.predict_parts(_features(sky_photons=0.0))["sky"].iloc[0]
     on = model.predict_parts(_features(sky_photons=1e10))["sky"].iloc[0]
     assert off == 0.0
@@ -64,8 +65,8 @@ def test_sky_part_only_when_the_sky_is_on():
 
 
 def test_fit_recovers_parameters_and_respects_censoring():
-    truth = PhosimCostModel(
-        parameters={"setup_seconds_per_snap": 60.0, "seconds_per_star_photon": 1e-6}
+    truth = PhosimCostModel.from_parameters(
+        {"setup_seconds_per_snap": 60.0, "seconds_per_star_photon": 1e-6}
     )
     rng = np.random.default_rng(0)
     photons = rng.uniform(1e7, 5e8, 12)
@@ -104,7 +105,7 @@ def test_fit_without_filter_runs_makes_every_filter_cost_as_r():
 
 
 def test_stars_below_the_straylight_cut_pay_a_stray_light_part():
-    model = PhosimCostModel()
+    model = PhosimCostModel.from_parameters()
     below = model.predict_parts(_features(bright_star_mag_1=9.5))
     above = model.predict_parts(_features(bright_star_mag_1=10.1))
     assert above["bright_star_straylight"].iloc[0] == 0.0
@@ -121,7 +122,7 @@ def test_stars_below_the_straylight_cut_pay_a_stray_light_part():
 
 
 def test_source_types_hold_the_sources_in_their_magnitude_bins():
-    model = PhosimCostModel()
+    model = PhosimCostModel.from_parameters()
     features = _features(
         bright_star_mag_1=9.5, faint_star_photons=3e8, **{"photons_source_type_54": 1e8}
     )
@@ -142,6 +143,15 @@ def test_learned_state_only_after_fit_and_unknown_parameter():
     # Saving and loading: tests/test_persistence.py.
     model = PhosimCostModel(parameters={"setup_seconds_per_snap": 33.0})
     assert not hasattr(model, "parameters_")  # learned state only after fit
-    assert model.predict_parts(_features())["setup"].iloc[0] == 33.0  # predicts with what it has
+    for predict in (model.predict, model.predict_parts, model.source_type_seconds):
+        with pytest.raises(NotFittedError):
+            predict(_features())
+    # The physical model at given values is asked for by name.
+    given = PhosimCostModel.from_parameters({"setup_seconds_per_snap": 33.0})
+    assert given.predict_parts(_features())["setup"].iloc[0] == 33.0
+    assert given.parameters_ == {**DEFAULT_PARAMETERS, "setup_seconds_per_snap": 33.0}
+    assert given.get_params()["parameters"] == {"setup_seconds_per_snap": 33.0}
     with pytest.raises(ValueError, match="unknown"):
-        PhosimCostModel(parameters={"warp_drive": 1.0}).predict(_features())
+        PhosimCostModel.from_parameters({"warp_drive": 1.0})
+    with pytest.raises(ValueError, match="unknown"):
+        PhosimCostModel(parameters={"warp_drive": 1.0}).fit(_features(), [100.0])

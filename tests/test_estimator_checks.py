@@ -67,12 +67,7 @@ def expected_failed_checks(estimator) -> dict[str, str]:
     """Check name -> why it does not apply to ``estimator``."""
     if isinstance(estimator, CPUTimeModel):
         return dict.fromkeys(_ARRAY_CHECKS, NEEDS_RUNS)
-    expected = dict.fromkeys(_ARRAY_CHECKS + _REGRESSOR_ARRAY_CHECKS, ARRAY_INPUT)
-    if isinstance(estimator, PhosimCostModel):
-        # Unfitted, the cost model is the physical model at its given `parameters`
-        # (DEFAULT_PARAMETERS: the fit on PhoSim 3.4 runs); it learns `parameters_` in fit.
-        expected["check_estimators_unfitted"] = "unfitted, it predicts with its parameters"
-    return expected
+    return dict.fromkeys(_ARRAY_CHECKS + _REGRESSOR_ARRAY_CHECKS, ARRAY_INPUT)
 
 
 @parametrize_with_checks(

@@ -199,6 +199,39 @@ def test_catalog_root_features(store, tmp_path):
     assert table.set_index("sensor").loc["R22_S11", "n_objects"] == 50
 
 
+@pytest.mark.parametrize("source", ["catalog-root", "phosim"])
+def test_cli_ingest_caps_the_includeobj_text_of_catalogs(source, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(RUNS / "base", run)
+    lines = (run / "catalog.txt").read_text().splitlines(keepends=True)
+    objects = "".join(line for line in lines if line.startswith("object"))
+    (run / "objects.txt").write_text(objects)
+    (run / "catalog.txt").write_text("".join(line for line in lines
+                                             if not line.startswith("object"))
+                                     + "includeobj objects.txt\n")
+    if source == "phosim":
+        argv = [str(run), "--format", "phosim"]
+    else:
+        (run / "9003").mkdir()
+        (run / "catalog.txt").rename(run / "9003" / "instcat.txt")
+        (run / "objects.txt").rename(run / "9003" / "objects.txt")
+        sacct = tmp_path / "sacct.txt"
+        sacct.write_text(
+            "JobID|JobName|State|Elapsed|TotalCPU|NCPUS|NodeList|Start|End\n"
+            "7|phosim_9003_R22_S11|COMPLETED|00:03:00|00:02:30|1|n1|2024-05-01T10:00:00|"
+            "2024-05-01T10:03:00\n"
+        )
+        argv = [str(sacct), "--format", "sacct", "--catalog-root", str(run)]
+    uri = f"sqlite:///{tmp_path / 'runs.db'}"
+    size = len(objects.encode())
+    assert main(["ingest", *argv, "--runs-db", uri, "--max-included-bytes", str(size - 1)]) == 2
+    out = capsys.readouterr()
+    assert json.loads(out.out)[0]["without_features"] == 1
+    assert f"no features: {run}" in out.err and f"over {size - 1} bytes of text" in out.err
+    assert main(["ingest", *argv, "--runs-db", f"{uri}2", "--max-included-bytes", str(size)]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["training"] == 1
+
+
 def test_cli_ingest_and_runs(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'runs.db'}"
     # The unreadable lines are skipped, the rest stored; the status says rows were skipped.

@@ -45,7 +45,7 @@ def _rows(n: int, rng, *, sky: bool, **fixed) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def fitted():
     rng = np.random.default_rng(1)
-    truth = PhosimCostModel()
+    truth = PhosimCostModel.from_parameters()
     production = _rows(200, rng, sky=True)
     host = 4.0
     y = host * truth.predict(production) * np.exp(rng.normal(0, 0.05, 200))

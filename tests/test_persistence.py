@@ -269,7 +269,14 @@ def test_a_format_1_folder_loads_as_the_shipped_model(format_1_copy):
     assert loaded.cost_model_.get_params() == shipped.cost_model_.get_params()
     # what callers read, where a 2.0 document has it
     assert metadata["converted_from"] == "1.0" and metadata["model"] == "CPUTimeModel"
-    assert metadata["training"] == old["extra"]["training"]
+    # The training section as the current code writes it: the 1.0 reference_host_factor H
+    # becomes runs_host_slowdown, 1/H, as learned.runs_host_slowdown does.
+    training = dict(old["extra"]["training"])
+    factor = training.pop("reference_host_factor")
+    slowdown = pytest.approx(1 / factor, rel=1e-15)
+    assert metadata["training"] == {**training, "runs_host_slowdown": slowdown}
+    shipped_training = json.loads((SHIPPED / "metadata.json").read_text())["training"]
+    assert set(metadata["training"]) == set(shipped_training)
     assert metadata["training"]["feature_summary"]  # the monitor's drift reference
     assert metadata["metrics"] == {} and metadata["versions"] == old["versions"]
     assert persistence.read_metadata(format_1_copy) == metadata
@@ -315,6 +322,8 @@ def test_re_saving_a_format_1_model_writes_the_current_format(format_1_copy, tmp
          "extra.cputime_model.confidence_level: 1e+300 is not in (0, 1)"),
         (("extra", "cputime_model", "source_scores"), [0.1], "extra.cputime_model.source_scores"),
         (("extra", "cputime_model", "fitted_ranges"), "wide", "extra.cputime_model.fitted_ranges"),
+        (("extra", "training", "reference_host_factor"), 0,
+         "extra.training.reference_host_factor: 0"),
     ],
 )
 def test_edited_format_1_numbers_are_refused_naming_the_field(format_1_copy, path, value, field):

@@ -148,3 +148,21 @@ def test_the_fast_predict_route_is_documented(client):
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert {"visits", "sensors", "confidence_level"} <= set(schema["properties"])
     assert "200" in operation["responses"]
+
+
+def test_the_alias_is_resolved_by_the_loader_and_a_gone_store_is_not_recreated(tmp_path):
+    from cputime.errors import InputError
+    from cputime.frontends.service.model import _alias_target
+    from cputime.model.loading import default_model_dir
+    from cputime.runs.registry import log_and_register, set_champion
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = log_and_register(default_model_dir(), name="cputime", tracking_uri=uri)
+    set_champion("cputime", first.version, tracking_uri=uri)
+    settings = ServiceSettings(model="models:/cputime@champion", tracking_uri=uri)
+    assert _alias_target(settings) == f"cputime/{first.version}"
+    # A store removed while serving: the poll says so in one line and creates no empty store.
+    gone = tmp_path / "gone.db"
+    with pytest.raises(InputError, match=r"models:/cputime@champion: no MLflow store"):
+        _alias_target(dataclasses.replace(settings, tracking_uri=f"sqlite:///{gone}"))
+    assert not gone.exists()

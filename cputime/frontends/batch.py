@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from cputime.errors import InputError
+from cputime.inputs.catalog import MAX_INCLUDED_BYTES
 
 __all__ = [
     "EXECUTORS",
@@ -70,6 +71,7 @@ def features_of_many(
     *,
     commands=None,
     allow_outside: bool = False,
+    max_included_bytes: int = MAX_INCLUDED_BYTES,
     jobs: int = 1,
     executor: str = "local",
     parsl_config=None,
@@ -89,6 +91,9 @@ def features_of_many(
         PhoSim commands-file overrides applied to every input.
     allow_outside : bool, default False
         Follow ``includeobj`` files outside each catalog's folder.
+    max_included_bytes : int, default :data:`cputime.inputs.catalog.MAX_INCLUDED_BYTES`
+        Most decompressed text of each catalog's ``includeobj`` files in all [bytes]. Not part
+        of a part file's key: a catalog within the cap has the same rows whatever the cap.
     jobs : int, default 1
         Local worker processes (``executor="local"``); 1 reads the inputs in this process.
     executor : {"local", "parsl"}
@@ -131,7 +136,8 @@ def features_of_many(
         ]
     todo = [i for i in range(len(paths)) if parts is None or not part_is_current(parts[i])]
     tasks = [
-        (paths[i], sensors, commands, allow_outside, None if parts is None else parts[i])
+        (paths[i], sensors, commands, allow_outside, max_included_bytes,
+         None if parts is None else parts[i])
         for i in todo
     ]
 
@@ -229,7 +235,8 @@ def load_parsl_config(spec):
 # -------------------------------------------------------------------------------------- work
 
 
-def _features_task(path: str, sensors, commands, allow_outside: bool, part: str | None):
+def _features_task(path: str, sensors, commands, allow_outside: bool, max_included_bytes: int,
+                   part: str | None):
     """Features of one input, run in a worker: ``("ok", table or None)`` or ``("error", msg)``.
 
     With a part file the table is written there and not sent back (it can be large); errors are
@@ -242,7 +249,8 @@ def _features_task(path: str, sensors, commands, allow_outside: bool, part: str 
         _check_regular_file(Path(path))
         with recording_reads() as files:
             table = features_of_inputs([path], sensors, commands=commands,
-                                       allow_outside=allow_outside)
+                                       allow_outside=allow_outside,
+                                       max_included_bytes=max_included_bytes)
     except InputError as err:
         message = str(err)
         return "error", message if path in message else f"{path}: {message}"

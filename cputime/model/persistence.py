@@ -357,11 +357,13 @@ def _exactly(expected: str) -> Callable[[Any], str]:
 def _metadata_from_format_1(metadata: dict[str, Any], path: Path) -> dict[str, Any]:
     """A format 1.0 document (``path``) moved into this format's layout (:data:`_FORMAT_1_PATHS`).
 
-    Two values are derived rather than moved: ``learned.runs_host_slowdown`` is 1/H of the 1.0
-    ``prior.reference_host_factor`` H (reference-host s per runs-host s), and the cost model's
-    constructor ``parameters``, which 1.0 did not keep, are the fitted values of its ``fixed``
-    parameters (the only ones a refit does not re-estimate), None when none is fixed. A field
-    missing here is named by its 1.0 path when the reader asks for it.
+    Some values are derived rather than moved: ``learned.runs_host_slowdown`` is 1/H of the 1.0
+    ``prior.reference_host_factor`` H (reference-host s per runs-host s), and so is
+    ``training.runs_host_slowdown``, in the place of ``extra.training.reference_host_factor``
+    (as the current training summary writes it); the cost model's constructor ``parameters``,
+    which 1.0 did not keep, are the fitted values of its ``fixed`` parameters (the only ones a
+    refit does not re-estimate), None when none is fixed. A field missing here is named by its
+    1.0 path when the reader asks for it.
     """
     old = _Fields(metadata, path)
     old("estimator", _exactly("CPUTimeRegressor"))
@@ -373,6 +375,11 @@ def _metadata_from_format_1(metadata: dict[str, Any], path: Path) -> dict[str, A
         "learned.runs_host_slowdown": old("prior.reference_host_factor", _reciprocal),
         "cost_model.params.parameters": {n: fitted[n] for n in fixed if n in fitted} or None,
     }
+    training = _find(metadata, "extra.training")
+    if isinstance(training, dict) and "reference_host_factor" in training:
+        slowdown = old("extra.training.reference_host_factor", _reciprocal)
+        kept = {k: v for k, v in training.items() if k != "reference_host_factor"}
+        derived["training"] = {**kept, "runs_host_slowdown": slowdown}
     converted: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "converted_from": "1.0",

@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
 
 from cputime.physics.checkpoints import (
     N_SOURCE_TYPES,
@@ -76,9 +77,10 @@ FILTER_PARAMETERS = {
     5: "log_filter_factor_y",
 }
 
-#: Starting values of :meth:`PhosimCostModel.fit` (and the values of an unfitted model): the
-#: fit on the project's PhoSim 3.4 runs (``features/phosim_runs.csv``; a 2-core AMD EPYC host,
-#: one thread). Seconds, seconds per photon, photons, and natural logs of the filter factors.
+#: Starting values of :meth:`PhosimCostModel.fit`, and the values of
+#: :meth:`PhosimCostModel.from_parameters`: the fit on the project's PhoSim 3.4 runs
+#: (``features/phosim_runs.csv``; a 2-core AMD EPYC host, one thread). Seconds, seconds per
+#: photon, photons, and natural logs of the filter factors.
 DEFAULT_PARAMETERS = {
     "setup_seconds_per_snap": 47.2,
     "seconds_per_star_photon": 7.03e-7,
@@ -112,8 +114,9 @@ class PhosimCostModel(RegressorMixin, BaseEstimator):
     Parameters
     ----------
     parameters : dict, optional
-        Starting values for the keys of :data:`DEFAULT_PARAMETERS`; missing keys take the
-        defaults. An unfitted model predicts with them.
+        Starting values of :meth:`fit` for the keys of :data:`DEFAULT_PARAMETERS`; missing keys
+        take the defaults. An unfitted model does not predict (``NotFittedError``); for the
+        physical model at given values without fitting, use :meth:`from_parameters`.
     fixed : tuple of str
         Parameters kept at their starting value by :meth:`fit`.
 
@@ -131,10 +134,32 @@ class PhosimCostModel(RegressorMixin, BaseEstimator):
         self.parameters = parameters
         self.fixed = fixed
 
+    @classmethod
+    def from_parameters(cls, parameters: dict | None = None) -> PhosimCostModel:
+        """The physical model at given parameter values, ready to predict without a fit.
+
+        Parameters
+        ----------
+        parameters : dict, optional
+            Values for keys of :data:`DEFAULT_PARAMETERS` (units as there); missing keys take
+            the defaults, the fit on the project's PhoSim 3.4 runs.
+
+        Returns
+        -------
+        PhosimCostModel
+            With ``parameters_`` set to those values, every filter factor taken as given
+            (``measured_filters_``) and ``n_fit_runs_`` 0; :meth:`fit` would start from them.
+        """
+        model = cls(parameters=parameters)
+        model.parameters_ = model._start()
+        model.measured_filters_ = sorted(FILTER_PARAMETERS)
+        model.n_fit_runs_ = 0
+        return model
+
     def _values(self) -> dict:
-        """Fitted parameters, or the starting ones for a model that was not fitted."""
-        fitted = getattr(self, "parameters_", None)
-        return fitted if fitted is not None else self._start()
+        """The fitted parameters; ``NotFittedError`` before :meth:`fit`."""
+        check_is_fitted(self, "parameters_")
+        return self.parameters_
 
     def _start(self) -> dict:
         unknown = set(self.parameters or {}) - set(DEFAULT_PARAMETERS)
@@ -252,6 +277,7 @@ class PhosimCostModel(RegressorMixin, BaseEstimator):
 
     def predict(self, features: pd.DataFrame | FeatureColumns) -> np.ndarray:
         """Total CPU seconds on the measuring host [s]."""
+        check_is_fitted(self, "parameters_")  # said before anything about the features
         return sum_parts(self.part_seconds(as_columns(features)), COST_PARTS)
 
     def source_type_seconds(

@@ -26,7 +26,7 @@ from pandas.api.types import is_numeric_dtype
 
 from cputime.errors import InputError
 from cputime.inputs import focalplane
-from cputime.inputs.catalog import CatalogHeader, open_catalog
+from cputime.inputs.catalog import MAX_INCLUDED_BYTES, CatalogHeader, open_catalog
 from cputime.inputs.commands import PhosimCommands
 from cputime.inputs.validation import RANGES, check_visit
 from cputime.inputs.visit_time import READOUT_SECONDS, open_shutter_seconds
@@ -402,6 +402,7 @@ def catalog_features(
     *,
     commands: PhosimCommands | None = None,
     allow_outside: bool = False,
+    max_included_bytes: int = MAX_INCLUDED_BYTES,
 ) -> pd.DataFrame:
     """Features of one instance catalog, one row per sensor.
 
@@ -415,6 +416,9 @@ def catalog_features(
         PhoSim commands-file overrides (``vistime``, ``nsnap``, ``zenith_v`` ...).
     allow_outside : bool, default False
         Follow ``includeobj`` files outside the catalog's folder.
+    max_included_bytes : int, default=:data:`cputime.inputs.catalog.MAX_INCLUDED_BYTES`
+        Most decompressed text of all ``includeobj`` files together [bytes], a file included
+        twice counting twice.
 
     Returns
     -------
@@ -430,7 +434,9 @@ def catalog_features(
     """
     if isinstance(sensors, str):
         sensors = focalplane.parse_sensors(sensors)
-    header, chunks = open_catalog(path, allow_outside=allow_outside)  # one pass over the file
+    # One pass over the file.
+    header, chunks = open_catalog(path, allow_outside=allow_outside,
+                                  max_included_bytes=max_included_bytes)
     one_visit = _conditions(header_values(header), commands, lambda _: header.source)
     conditions = {name: column[0] for name, column in one_visit.items()}
     exposure = conditions["exposure_seconds"]
@@ -600,8 +606,10 @@ def features_of_inputs(
     *,
     commands: PhosimCommands | None = None,
     allow_outside: bool = False,
+    max_included_bytes: int = MAX_INCLUDED_BYTES,
 ) -> pd.DataFrame:
-    """Features of several inputs (catalogs or visit tables), in input order."""
+    """Features of several inputs (catalogs or visit tables), in input order (the catalogs' options
+    as :func:`catalog_features`')."""
     frames = []
     for path in inputs:
         path = Path(path)
@@ -610,9 +618,9 @@ def features_of_inputs(
             frames.append(visit_features(visits, sensors, commands=commands, source=str(path)))
         else:
             frames.append(
-                catalog_features(
-                    path, sensors or "all", commands=commands, allow_outside=allow_outside
-                )
+                catalog_features(path, sensors or "all", commands=commands,
+                                 allow_outside=allow_outside,
+                                 max_included_bytes=max_included_bytes)
             )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

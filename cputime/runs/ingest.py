@@ -60,6 +60,7 @@ from pathlib import Path
 import pandas as pd
 
 from cputime.errors import InputError, located
+from cputime.inputs.catalog import MAX_INCLUDED_BYTES
 from cputime.inputs.commands import PhosimCommands
 from cputime.runs.hosts import HostSlowdowns
 from cputime.runs.logs import (
@@ -495,8 +496,10 @@ class FeatureSource:
         rows = table.drop(columns=["sensor"]).to_dict("records")
         return {int(r["obshistid"]): r for r in rows}
 
-    def attach(self, attempts: Iterable[RunAttempt]) -> list[LineProblem]:
-        """Set ``features`` and ``feature_code_version`` of attempts whose visit is known.
+    def attach(self, attempts: Iterable[RunAttempt], *,
+               max_included_bytes: int = MAX_INCLUDED_BYTES) -> list[LineProblem]:
+        """Set ``features`` and ``feature_code_version`` of attempts whose visit is known
+        (``max_included_bytes``: as :func:`catalog_rows`).
 
         Returns
         -------
@@ -509,7 +512,8 @@ class FeatureSource:
         for attempt in todo:
             by_visit.setdefault(attempt.obshistid, []).append(attempt)
         for visit, runs in by_visit.items():
-            rows = self._catalog_rows(visit, {r.sensor for r in runs}, problems)
+            rows = self._catalog_rows(visit, {r.sensor for r in runs}, problems,
+                                      max_included_bytes)
             for run in runs:
                 row = rows.get(run.sensor) if rows is not None else self._visit_rows.get(visit)
                 if row is not None:
@@ -517,7 +521,7 @@ class FeatureSource:
         return problems
 
     def _catalog_rows(
-        self, visit: int, sensors: set[str], problems: list[LineProblem]
+        self, visit: int, sensors: set[str], problems: list[LineProblem], max_included_bytes: int
     ) -> dict[str, dict] | None:
         paths = self._catalogs.get(visit)
         if not paths:
@@ -529,7 +533,8 @@ class FeatureSource:
                 "stored without features",
             ))
             return {}
-        return catalog_rows(paths[0], sensors, None, problems)
+        return catalog_rows(paths[0], sensors, None, problems,
+                            max_included_bytes=max_included_bytes)
 
 
 def _set_features(attempt: RunAttempt, row: dict) -> None:
@@ -545,12 +550,16 @@ def catalog_rows(
     sensors: set[str],
     commands: PhosimCommands | None,
     problems: list[LineProblem],
+    *,
+    max_included_bytes: int = MAX_INCLUDED_BYTES,
 ) -> dict[str, dict]:
-    """Features of a catalog by sensor; a failure is added to ``problems`` (empty result)."""
+    """Features of a catalog by sensor; a failure is added to ``problems`` (empty result).
+    ``max_included_bytes``: most decompressed text of its ``includeobj`` files in all [bytes]."""
     from cputime.physics.features import catalog_features
 
     try:
-        table = catalog_features(catalog, sorted(sensors), commands=commands)
+        table = catalog_features(catalog, sorted(sensors), commands=commands,
+                                 max_included_bytes=max_included_bytes)
     except InputError as exc:
         problems.append(LineProblem(str(catalog), None, f"no features: {exc}"))
         return {}
@@ -575,8 +584,10 @@ def read_attempts(
     name_regex: str = DEFAULT_JOB_NAME_REGEX,
     host_slowdowns: HostSlowdowns | None = None,
     features: FeatureSource | None = None,
+    max_included_bytes: int = MAX_INCLUDED_BYTES,
 ) -> list[_Parsed]:
-    """Read every input into attempts (host slowdowns and features attached), storing nothing.
+    """Read every input into attempts (host slowdowns and features attached), storing nothing;
+    parameters as :func:`ingest`.
 
     Raises
     ------
@@ -604,15 +615,16 @@ def read_attempts(
             attempt = _phosim_attempt(run)
             attempts = [attempt]
             if run.catalog is not None and attempt.sensor:
-                row = catalog_rows(run.catalog, {attempt.sensor}, run.commands, problems).get(
-                    attempt.sensor
-                )
+                rows = catalog_rows(run.catalog, {attempt.sensor}, run.commands, problems,
+                                    max_included_bytes=max_included_bytes)
+                row = rows.get(attempt.sensor)
                 if row is not None:
                     _set_features(attempt, row)
         attempts = _drop_impossible(attempts, str(path), problems, skipped)
         _apply_host_slowdowns(attempts, host_slowdowns, str(path))
         if features is not None:
-            problems += features.attach(a for a in attempts if a.features is None)
+            problems += features.attach((a for a in attempts if a.features is None),
+                                        max_included_bytes=max_included_bytes)
         parsed.append(_Parsed(str(path), attempts, problems, skipped))
     return parsed
 
@@ -625,6 +637,7 @@ def ingest(
     name_regex: str = DEFAULT_JOB_NAME_REGEX,
     host_slowdowns: HostSlowdowns | None = None,
     features: FeatureSource | None = None,
+    max_included_bytes: int = MAX_INCLUDED_BYTES,
 ) -> list[IngestReport]:
     """Read logs and store their job attempts; each input in one transaction.
 
@@ -645,6 +658,9 @@ def ingest(
         Host CPU seconds per reference-host CPU second by host pattern; 1 when None.
     features : FeatureSource, optional
         Catalogs and/or visit table for features.
+    max_included_bytes : int, default :data:`cputime.inputs.catalog.MAX_INCLUDED_BYTES`
+        Most decompressed text of the ``includeobj`` files of each catalog read for features
+        (PhoSim run folders' and ``features``') [bytes].
 
     Returns
     -------
@@ -653,7 +669,8 @@ def ingest(
     """
     reports = []
     for parsed in read_attempts(
-        inputs, fmt, name_regex=name_regex, host_slowdowns=host_slowdowns, features=features
+        inputs, fmt, name_regex=name_regex, host_slowdowns=host_slowdowns, features=features,
+        max_included_bytes=max_included_bytes,
     ):
         stored = store.add(parsed.attempts)
         trainable = [a for a in parsed.attempts if a.outcome in ("finished", "censored")]

@@ -10,6 +10,8 @@ from cputime.frontends.cli.options import (
     add_command,
     existing_store,
     host_slowdowns_option,
+    max_included_bytes,
+    max_included_bytes_option,
     output_options,
     runs_db_option,
 )
@@ -55,6 +57,7 @@ def add_parser(subparsers) -> None:
         help="folder of instance catalogs (phosim_cat_<obshistid>.txt[.gz], "
         "<obshistid>/instcat.txt, ...) for the runs' features",
     )
+    max_included_bytes_option(parser)
     host_slowdowns_option(parser)
     parser.add_argument(
         "--name-regex",
@@ -95,6 +98,7 @@ def run_ingest(args) -> int:
         name_regex=args.name_regex or DEFAULT_JOB_NAME_REGEX,
         host_slowdowns=slowdowns,
         features=features,
+        max_included_bytes=max_included_bytes(args),
     )
     for report in reports:
         for problem in report.problems:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cputime.errors import InputError
-from cputime.frontends.cli.options import COUNT
+from cputime.frontends.cli.options import COUNT, max_included_bytes, max_included_bytes_option
 from cputime.frontends.cli.status import ExitStatus
 
 if TYPE_CHECKING:  # pandas is imported by the commands that need it, not for --help
@@ -58,6 +58,7 @@ def input_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="follow includeobj files outside the catalog's folder",
     )
+    max_included_bytes_option(parser)
     parser.add_argument(
         "--jobs",
         type=COUNT,
@@ -135,6 +136,7 @@ def read_features(args) -> BatchFeatures:
         _sensor_list(args.sensors),
         commands=commands,
         allow_outside=args.allow_outside,
+        max_included_bytes=max_included_bytes(args),
         jobs=args.jobs,
         executor=args.executor,
         parsl_config=args.parsl_config,

@@ -125,6 +125,7 @@ COUNT = interval(int, 1, None)
 POSITIVE = interval(float, 0, None, "neither")
 NON_NEGATIVE = interval(float, 0, None)
 LEVEL = interval(float, 0, 1, "neither")
+BYTES = interval(int, 0, None)
 
 
 def queue_max(text: str) -> float:
@@ -228,6 +229,26 @@ def plan_options(parser: argparse.ArgumentParser) -> None:
         help="queue walltime limit as sbatch --time reads it (a bare number is minutes: 2880, "
         "2-00:00:00, 48:00:00; or 48h): longer jobs are split into checkpointed segments",
     )
+
+
+def max_included_bytes_option(parser: argparse.ArgumentParser) -> None:
+    """The cap on the text a catalog's ``includeobj`` files may hold."""
+    parser.add_argument(
+        "--max-included-bytes",
+        type=BYTES,
+        # Unset unless typed: the default is the reader's, which --help must not import.
+        default=argparse.SUPPRESS,
+        metavar="BYTES",
+        help="most decompressed text of one catalog's includeobj files in all, a file included "
+        "twice counting twice [bytes] (default: 16 GiB, the reader's MAX_INCLUDED_BYTES)",
+    )
+
+
+def max_included_bytes(args: argparse.Namespace) -> int:
+    """``--max-included-bytes``, or the reader's own cap [bytes]."""
+    from cputime.inputs.catalog import MAX_INCLUDED_BYTES
+
+    return getattr(args, "max_included_bytes", MAX_INCLUDED_BYTES)
 
 
 def runs_option(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from cputime.frontends.cli.options import COUNT, NON_NEGATIVE, add_command, interval, model_options
+from cputime.frontends.cli.options import (
+    BYTES,
+    COUNT,
+    NON_NEGATIVE,
+    add_command,
+    interval,
+    model_options,
+)
 from cputime.frontends.cli.status import ExitStatus
 
 
@@ -27,7 +34,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--port", type=interval(int, 0, 65535), default=8000)
     parser.add_argument(
         "--max-body-bytes",
-        type=interval(int, 0, None),
+        type=BYTES,
         default=8 * 1024 * 1024,
         help="larger request bodies get 413",
     )

@@ -124,15 +124,11 @@ def follows_alias(settings: ServiceSettings) -> bool:
 
 
 def _alias_target(settings: ServiceSettings) -> str:
-    """``NAME/VERSION`` that the alias ``models:/NAME@ALIAS`` points to now (one cheap query)."""
-    from mlflow import MlflowClient
+    """``NAME/VERSION`` (as :attr:`ServedModel.version`) that the alias ``models:/NAME@ALIAS``
+    points to now: the loader's :func:`~cputime.model.loading.pin_spec`, one cheap query."""
+    from cputime.model.loading import pin_spec
 
-    from cputime.model.loading import tracking_uri_or_default
-
-    name, alias = settings.model.removeprefix("models:/").split("@", 1)
-    uri = tracking_uri_or_default(settings.tracking_uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    return f"{name}/{client.get_model_version_by_alias(name, alias).version}"
+    return pin_spec(settings.model, settings.tracking_uri).removeprefix("models:/")
 
 
 async def follow_alias(app: FastAPI, settings: ServiceSettings) -> None:
