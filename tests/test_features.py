@@ -245,12 +245,15 @@ def test_visit_table_without_filter_is_refused():
 
 def test_whole_table_reproduces_the_stored_twinkles_features():
     # features/twinkles_run1.csv was written by the earlier row-by-row code: the vectorised
-    # conditions must give the same numbers to the last bit.
+    # conditions must give the same numbers, to the last bits that NumPy's transcendental
+    # functions may differ in between CPUs (SIMD paths; 13 of 934 sky values differ by 1 ulp
+    # on one machine).
     raw = read_visit_table(ROOT / "cputime" / "data" / "twinkles_run1_train.csv")
     stored = pd.read_csv(ROOT / "features" / "twinkles_run1.csv")
     columns = ["obshistid", *CONDITION_COLUMNS]
     table = visit_features(raw, source="twinkles_run1_train.csv")
-    pd.testing.assert_frame_equal(table[columns], stored[columns], check_exact=True)
+    pd.testing.assert_frame_equal(table[columns], stored[columns], check_exact=False,
+                                  rtol=1e-14, atol=0)
 
 
 @pytest.mark.parametrize("commands", [None, "zenith_v 21.5\nvistime 60\nnsnap 2\n"])

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from cputime.errors import InputError
-from cputime.frontends.service.batcher import VisitJob, lane_of, lanes, predict_json
+from cputime.frontends.service.batcher import VisitJob, as_part, lane_of, lanes, predict_json
 from cputime.frontends.service.bulkworker import BulkWorker
 from cputime.frontends.service.errors import (
     UPLOAD,
@@ -271,7 +271,7 @@ def _predict_catalog(served, path: Path, sensors, options: PlanOptions):
         raise InputError(str(err).replace(str(path), UPLOAD)) from None
     table = _with_filter_letters(predict_table(served, features, options))
     rows = table.to_json(orient="records", double_precision=10)
-    return Response(_response_body([rows], served), media_type="application/json")
+    return Response(_response_body([as_part(rows)], served), media_type="application/json")
 
 
 def _with_filter_letters(table: pd.DataFrame) -> pd.DataFrame:
@@ -282,21 +282,25 @@ def _with_filter_letters(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(filter=letters[table["filter"].astype(int)].to_numpy())
 
 
-def _response_body(parts: list[str], served: ServedModel) -> bytes:
-    """The predictions (JSON records, given as pieces of one array) and the model, as the
+def _response_body(parts: list[bytes], served: ServedModel) -> bytes:
+    """The predictions (parts as :func:`.batcher.as_part` makes them) and the model, as the
     encoded response body."""
-    rows = ",".join(p[1:-1] for p in parts if p != "[]")
-    return f'{{"predictions":[{rows}],"model":{_model_json(served)}}}'.encode()
+    rows = b"".join(parts)[1:]  # the first record's comma dropped
+    return b'{"predictions":[' + rows + b'],"model":' + _model_json(served).encode() + b"}"
 
 
-async def _streamed_body(parts: list[str], served: ServedModel):
+async def _streamed_body(parts: list[bytes], served: ServedModel):
     yield b'{"predictions":['
     first = True
     while parts:
-        rows = parts.pop(0)[1:-1]  # popped: memory is freed as the answer goes out
+        rows = parts.pop(0)  # popped: memory is freed as the answer goes out
         if rows:
-            yield (rows if first else "," + rows).encode()
+            yield rows[1:] if first else rows
             first = False
+            # Sending does not wait while the client reads as fast as it comes: without this
+            # turn a 49,000-row answer (15 MB) would go out in one step of the event loop,
+            # holding single-visit requests for ~30 ms (measured).
+            await asyncio.sleep(0)
     yield f'],"model":{_model_json(served)}}}'.encode()
 
 

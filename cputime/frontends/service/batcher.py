@@ -29,7 +29,7 @@ from cputime.frontends.service.errors import field_path
 from cputime.frontends.service.model import ServedModel
 from cputime.frontends.service.schemas import PlanOptions
 
-__all__ = ["Batcher", "VisitJob", "lanes"]
+__all__ = ["Batcher", "VisitJob", "as_part", "lanes"]
 
 logger = logging.getLogger("cputime.frontends.service")
 
@@ -50,7 +50,7 @@ class VisitJob:
     sensors: tuple[str, ...]
     options: PlanOptions
     future: asyncio.Future | None = None
-    parts: list[str] = field(default_factory=list)
+    parts: list[bytes] = field(default_factory=list)
     taken: int = 0  # visits handed to the batcher so far
 
     @property
@@ -95,8 +95,8 @@ class Batcher:
         self.worker = worker
         self.queue: asyncio.Queue[VisitJob] = asyncio.Queue()
 
-    async def submit(self, job: VisitJob) -> list[str]:
-        """The job's rows as pieces of one JSON array (``[...]`` each)."""
+    async def submit(self, job: VisitJob) -> list[bytes]:
+        """The job's rows as parts of one JSON array (:func:`as_part`)."""
         job.future = asyncio.get_running_loop().create_future()
         await self.queue.put(job)
         return await job.future
@@ -170,9 +170,9 @@ def _settle(future: asyncio.Future, *, result=None, error: Exception | None = No
         future.set_result(result)
 
 
-def predict_pieces(group: list, worker: BulkWorker | None = None) -> list[str]:
-    """The rows (JSON) of each (job, start, visits) piece of a group sharing model, sensors and
-    options, predicted by :func:`predict_json` here or in ``worker``."""
+def predict_pieces(group: list, worker: BulkWorker | None = None) -> list[bytes]:
+    """The rows (:func:`as_part`) of each (job, start, visits) piece of a group sharing model,
+    sensors and options, predicted by :func:`predict_json` here or in ``worker``."""
     first = group[0][0]
     sizes = [len(piece) * max(1, len(first.sensors)) for _, _, piece in group]
     args = ([visit for _, _, piece in group for visit in piece], list(first.sensors) or None,
@@ -183,8 +183,8 @@ def predict_pieces(group: list, worker: BulkWorker | None = None) -> list[str]:
 
 
 def predict_json(model, visits: list[dict], sensors: list[str] | None, options: dict,
-                 version: str, sizes: list[int]) -> list[str]:
-    """The rows of ``visits`` x ``sensors`` as JSON arrays of ``sizes`` rows each.
+                 version: str, sizes: list[int]) -> list[bytes]:
+    """The rows of ``visits`` x ``sensors`` as parts (:func:`as_part`) of ``sizes`` rows each.
 
     Through :func:`cputime.planning.predictions.predict_visits`, the path that builds no pandas
     object (the same numbers as the table path), serialised as ``cputime predict --format json``
@@ -200,4 +200,12 @@ def predict_json(model, visits: list[dict], sensors: list[str] | None, options: 
     for row in rows:
         row["filter"] = FILTER_LETTERS[int(row["filter"])]
     bounds = itertools.accumulate(sizes, initial=0)
-    return [ujson_dumps(rows[a:b], double_precision=10) for a, b in itertools.pairwise(bounds)]
+    return [as_part(ujson_dumps(rows[a:b], double_precision=10))
+            for a, b in itertools.pairwise(bounds)]
+
+
+def as_part(json_array: str) -> bytes:
+    """A JSON array of records as a part of an answer: its records, each preceded by a comma
+    (empty for none). An answer's array is its parts joined, the first comma dropped: the parts
+    are made where the rows are (the bulk lane's process), and joined without parsing."""
+    return b"" if json_array == "[]" else ("," + json_array[1:-1]).encode()

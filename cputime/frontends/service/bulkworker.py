@@ -30,6 +30,9 @@ logger = logging.getLogger("cputime.frontends.service")
 
 #: How often the child checks that the server that started it is still there [s].
 WATCH_SECONDS = 1.0
+#: Added to the child's niceness: when the host's cores are all busy, the server's single
+#: visits get the CPU before the bulk lane's throughput work.
+NICENESS = 10
 #: How long :meth:`BulkWorker.close` waits for the child to leave before killing it [s].
 CLOSE_SECONDS = 2.0
 
@@ -111,6 +114,7 @@ def _serve(conn, predict, parent_pid: int) -> None:  # pragma: no cover - runs i
     """The child's loop: hold the last model sent, answer calls until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.nice(NICENESS)
     threading.Thread(target=_leave_when_orphaned, args=(parent_pid,), daemon=True).start()
     model = None
     while True:
