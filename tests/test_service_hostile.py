@@ -42,12 +42,11 @@ def peak_rss(proc) -> int:
 
 
 def bulk_lane_pid(proc, limit: float = 30.0) -> int:
-    """The server's bulk-lane child, once started [process id] (not multiprocessing's resource
-    tracker, which starts with it)."""
+    """The server's bulk-lane child, once started [process id]."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         for pid in process_tree(proc.pid)[1:]:
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if b"bulkworker" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 return pid
         time.sleep(0.05)
     raise AssertionError("no bulk lane process started")

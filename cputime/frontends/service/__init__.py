@@ -21,6 +21,7 @@ One module per concern:
 - :mod:`.model`: the served model, its trial prediction, following a registry alias;
 - :mod:`.schemas`: request and response schemas;
 - :mod:`.batcher`: the prediction loop (batches, a small and a bulk lane, fair slices);
+- :mod:`.bulkworker`: the child process that predicts the bulk lane's slices;
 - :mod:`.uploads`: uploaded catalogs, gunzipped as they arrive with limits;
 - :mod:`.timeouts`: slow clients (header and body deadlines);
 - :mod:`.errors`: the errors and their one-line answers;
@@ -30,7 +31,8 @@ One module per concern:
 Work per request is bounded (see :class:`ServiceSettings`): uploads are gunzipped as they arrive
 with byte and line limits, a request may produce at most ``max_rows`` rows and compute for at
 most ``request_seconds``, a client that disconnects stops its work, slow clients are cut off,
-and big requests are predicted in slices taken in turn. Every error body is
+and big requests are predicted in slices taken in turn, in a child process (:mod:`.bulkworker`)
+so that they do not hold the interpreter that answers single visits. Every error body is
 ``{"detail": "<one line>"}``.
 """
 
