@@ -6,7 +6,8 @@ Against a real server on 127.0.0.1 (a subprocess, default settings):
 2. single-visit latency while another client sends big requests (``--big-visits`` visits x all
    189 sensors) one after another for ``--loaded-seconds``: requests one after another until
    the last big one is answered;
-3. the server's peak resident memory (VmHWM, summed over the server and its child processes:
+3. the latency of a 10,000-visit request, alone (median of 7);
+4. the server's peak resident memory (VmHWM, summed over the server and its child processes:
    the bulk lane's process and multiprocessing's resource tracker) after the big request and
    after uploading the largest catalog the default limits allow (250 MB of object lines,
    gzipped).
@@ -134,6 +135,12 @@ def measure(big_visits: int, quiet_requests: int, loaded_seconds: float,
             loaded.append(single())
         thread.join()
         rss_fan_out = _peak_rss_mb(proc.pid)
+        batch = {"visits": [{**VISIT, "obshistid": k} for k in range(10_000)]}
+        batch_seconds = []
+        for _ in range(7):
+            start = time.perf_counter()
+            assert client.post("/v1/predict", json=batch).status_code == 200
+            batch_seconds.append(time.perf_counter() - start)
         start = time.perf_counter()
         upload = client.post("/v1/predict/catalog?sensors=R22_S11", content=big_catalog_gzip())
         upload_seconds = time.perf_counter() - start
@@ -145,6 +152,7 @@ def measure(big_visits: int, quiet_requests: int, loaded_seconds: float,
             "p99_ratio_loaded_to_quiet": round(float(np.percentile(loaded, 99)
                                                      / np.percentile(quiet, 99)), 2),
             "peak_rss_mb_after_fan_out": round(rss_fan_out, 1),
+            "batch_10000_visits_seconds_median_of_7": round(float(np.median(batch_seconds)), 3),
             "upload_250mb_catalog": {"status": upload.status_code,
                                      "seconds": round(upload_seconds, 2),
                                      "peak_rss_mb": round(_peak_rss_mb(proc.pid), 1)},

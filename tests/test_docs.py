@@ -188,6 +188,11 @@ QUOTED = [
      ["big_request.rows", "big_request.seconds", "single_visit_under_big_request.p50_ms",
       "single_visit_under_big_request.p99_ms", "single_visit_quiet.p50_ms",
       "single_visit_quiet.p99_ms", "p99_ratio_loaded_to_quiet"]),
+    ("service.md", r"With the bulk lane in the server's thread, same run: ([\d.]+)× .*?"
+     r"A 10,000-visit request alone: ([\d.]+) s through the child against ([\d.]+) s in the thread",
+     "service_fair.json",
+     ["bulk_lane_in_thread.p99_ratio_loaded_to_quiet", "batch_10000_visits_seconds_median_of_7",
+      "bulk_lane_in_thread.batch_10000_visits_seconds_median_of_7"]),
     ("service.md", r"one visit costs ([\d.]+) ms of CPU at the default level and ([\d.]+) ms "
      r"with a 1 h queue limit .*?10,000 visits ([\d.]+) s", "predict.json",
      ["after.one_visit.default_level.predict_visits.cpu_ms_median",
