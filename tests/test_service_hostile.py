@@ -470,3 +470,17 @@ def test_bulk_lane_process_killed_fails_its_request_then_restarts():
     finally:
         log = srv.stop()
     assert "bulk lane's process ended" in log
+
+
+def test_two_server_workers_each_with_a_bulk_lane_leave_no_process_on_sigterm():
+    srv = Server("--workers", "2")
+    try:
+        body = {"visits": VISITS * 30, "sensors": ["R22_S11", "R01_S00"]}
+        for _ in range(6):  # the requests reach both workers
+            assert httpx.post(srv.url + "/v1/predict", json=body, timeout=60).status_code == 200
+        bulk_lane_pid(srv.proc)
+        descendants = process_tree(srv.proc.pid)[1:]
+    finally:
+        log = srv.stop()
+    assert srv.proc.returncode is not None
+    assert gone(descendants, 5.0), log
