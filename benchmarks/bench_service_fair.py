@@ -47,6 +47,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from process_tree import peak_rss  # noqa: E402
 from upload_synth import big_catalog_gzip  # noqa: E402
 
 VISIT = {"obshistid": 230, "filter": 2, "altitude": 66.3, "moonalt": -20.5, "moonphase": 12.0,
@@ -59,20 +60,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _process_tree(pid: int) -> list[int]:
-    children = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children += (task / "children").read_text().split()
-    return [pid] + [p for child in children for p in _process_tree(int(child))]
-
-
 def _peak_rss_mb(pid: int) -> float:
-    """Sum of the VmHWM of ``pid`` and its descendants [MB] (an upper bound of their peak)."""
-    total = 0
-    for each in _process_tree(pid):
-        status = Path(f"/proc/{each}/status").read_text()
-        total += int(status.split("VmHWM:")[1].split()[0])
-    return total / 1024
+    return peak_rss(pid) / 2**20
 
 
 def _percentiles(seconds: list[float]) -> dict:

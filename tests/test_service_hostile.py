@@ -17,28 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from process_tree import peak_rss, process_tree
 from test_service import CATALOG, VISITS, Server
 from upload_synth import big_catalog_gzip
 
 GIB = 1 << 30
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and the ids of its descendants alive now."""
-    children = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children += (task / "children").read_text().split()
-    return [pid] + [p for child in children for p in process_tree(int(child))]
-
-
-def peak_rss(proc) -> int:
-    """Peak resident memory of a process and its children so far [bytes]: the sum of their
-    VmHWM, an upper bound of their peak together."""
-    total = 0
-    for pid in process_tree(proc.pid):
-        status = Path(f"/proc/{pid}/status").read_text()
-        total += int(status.split("VmHWM:")[1].split()[0]) * 1024
-    return total
 
 
 def bulk_lane_pid(proc, limit: float = 30.0) -> int:
@@ -125,7 +108,7 @@ def test_small_gzip_of_250_mb_of_comment_lines_is_refused_with_bounded_memory(se
     assert response.status_code == 413
     assert "100000 lines other than object lines (max_catalog_lines)" in assert_one_shape(response)
     assert time.monotonic() - start < 10
-    assert peak_rss(server.proc) < GIB
+    assert peak_rss(server.proc.pid) < GIB
 
 
 def test_largest_catalog_upload_is_read_within_memory():
@@ -135,7 +118,7 @@ def test_largest_catalog_upload_is_read_within_memory():
             response = slow.post("/v1/predict/catalog?sensors=R22_S11", content=big_catalog_gzip())
         assert response.status_code == 200, response.text
         assert response.json()["predictions"][0]["n_objects"] > 3_000_000
-        assert peak_rss(srv.proc) < GIB
+        assert peak_rss(srv.proc.pid) < GIB
     finally:
         srv.stop()
 
@@ -195,7 +178,7 @@ def test_fan_out_over_the_row_limit_is_413_naming_it(server, client):
     assert response.status_code == 413
     assert "945000 prediction rows" in assert_one_shape(response)
     assert "50000 rows per request (max_rows)" in response.json()["detail"]
-    assert peak_rss(server.proc) < GIB
+    assert peak_rss(server.proc.pid) < GIB
 
 
 def test_largest_allowed_fan_out_answers_in_slices_within_memory(server, client):
@@ -208,7 +191,7 @@ def test_largest_allowed_fan_out_answers_in_slices_within_memory(server, client)
     assert len(rows) == 40 * 189
     alone = client.post("/v1/predict", json={"visits": visits[7:8], "sensors": ["all"]}).json()
     assert rows[7 * 189:8 * 189] == alone["predictions"]
-    assert peak_rss(server.proc) < GIB
+    assert peak_rss(server.proc.pid) < GIB
 
 
 @pytest.mark.parametrize(

@@ -179,4 +179,3 @@ def _leave_when_orphaned(parent_pid: int) -> None:
     while os.getppid() == parent_pid:
         time.sleep(WATCH_SECONDS)
     os._exit(0)
-
